@@ -1,0 +1,485 @@
+"""The study's pneumonia CNN as a scikit-learn classifier."""
+
+import numbers
+import os
+
+import numpy as np
+from scipy.special import expit, softmax
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
+
+__all__ = ["PneumoniaCNN"]
+
+
+def _is_lazy(X):
+    return hasattr(X, "load") and hasattr(X, "paths")
+
+
+class PneumoniaCNN(ClassifierMixin, BaseEstimator):
+    """Convolutional pneumonia classifier for chest X-ray images.
+
+    A scikit-learn classifier around a Keras convolutional network. The
+    defaults are the final model of the study this library grew from: five
+    convolution blocks of 32-64-64-128-128 filters with max-pooling (the
+    last three with stride 2), a 256-unit and a second dense layer each
+    followed by dropout, and a sigmoid output. The network is built in
+    :meth:`fit` from the shape of the images, so any image size above the
+    minimum of the convolution stack and 1 or 3 channels work.
+
+    Parameters
+    ----------
+    activation : str, default="relu"
+        Keras activation of the convolution and dense layers (the study
+        compared ``"relu"`` and ``"swish"``).
+    dropout : float, default=0.5
+        Dropout rate after each hidden dense layer; ``0`` turns it off.
+    dense_units : tuple of int, default=(256, 8)
+        Units of each hidden dense layer.
+    conv_filters : tuple of int, default=(32, 64, 64, 128, 128)
+        Filters of each convolution block (stride 1 for the first two
+        blocks, 2 afterwards; each followed by 2x2 max-pooling). ``()``
+        gives a dense network that also accepts 2-D tabular input.
+    batch_norm : bool, default=False
+        Batch normalisation after each convolution.
+    augmentation : None, str or dict, default=None
+        Training-time augmentation by Keras preprocessing layers inside the
+        network (inactive when predicting): ``None``, a preset of
+        :data:`cxrlearn.networks.AUGMENTATION_PRESETS` (``"light"``,
+        ``"standard"``) or a dict of factors.
+    class_weight : None, "balanced" or dict, default=None
+        Weight of each class in the loss. A dict is keyed by class label as
+        given in ``y`` (e.g. ``{"NORMAL": 1.2, "PNEUMONIA": 1.0}``); labels
+        left out weigh 1. ``"balanced"`` weighs classes inversely to their
+        frequency.
+    epochs : int, default=20
+        Number of passes over the training data.
+    batch_size : int, default=32
+        Images per gradient step (and per prediction batch).
+    learning_rate : float, default=1e-3
+        Learning rate of the optimizer (when given by name).
+    optimizer : str or keras.optimizers.Optimizer, default="adam"
+        A Keras optimizer name or instance (an instance is copied from its
+        configuration at each fit; its own learning rate is used).
+    validation_fraction : float, default=0.0
+        Fraction of the training data held out (stratified) to monitor
+        ``val_loss``; 0 monitors the training loss.
+    early_stopping : int or None, default=None
+        Patience, in epochs, of early stopping on the monitored loss; the
+        best weights are restored.
+    reduce_lr_on_plateau : int or None, default=None
+        Patience, in epochs, before the learning rate is divided by about
+        3 when the monitored loss stops improving.
+    checkpoint_dir : str, path or None, default=None
+        Folder where training state is backed up after each epoch, so that
+        an interrupted fit resumes where it stopped
+        (:class:`keras.callbacks.BackupAndRestore`).
+    callbacks : list of keras.callbacks.Callback or None, default=None
+        Extra Keras callbacks.
+    warm_start : bool, default=False
+        When ``True`` and the estimator is fitted, :meth:`fit` continues
+        training the current network for ``epochs`` more epochs.
+    n_jobs : int or None, default=None
+        Threads that prefetch batches of a lazy image source
+        (``ImageLoader(lazy=True)``); ignored for arrays.
+    verbose : int, default=0
+        Keras verbosity: 0 silent, 1 progress bar, 2 one line per epoch.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, dropout, augmentation, shuffling and
+        the validation split. An int gives reproducible fits on CPU.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels, as given in ``y``, sorted.
+    model_ : keras.Model
+        The trained network (outputs probabilities).
+    input_shape_ : tuple of int
+        Shape of one training image (or ``(n_features,)``).
+    history_ : dict of str to list of float
+        Per-epoch training history (``loss``, ``val_loss``, ``learning_rate``
+        ...), extended by warm-started fits.
+    n_features_in_ : int
+        Second dimension of the training data (the image height for images).
+
+    See Also
+    --------
+    cxrlearn.networks.build_pneumonia_cnn : The network builder.
+
+    Examples
+    --------
+    >>> from cxrlearn import PneumoniaCNN
+    >>> from cxrlearn.datasets import make_synthetic_xrays
+    >>> X, y = make_synthetic_xrays(60, image_size=32, random_state=0)
+    >>> clf = PneumoniaCNN(conv_filters=(8, 16), dense_units=(16,), epochs=2,
+    ...                    random_state=0).fit(X, y)
+    >>> clf.classes_
+    array(['NORMAL', 'PNEUMONIA'], dtype=...)
+    >>> clf.predict_proba(X[:3]).shape
+    (3, 2)
+    """
+
+    _parameter_constraints = {
+        "activation": [str],
+        "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
+        "dense_units": [tuple, list],
+        "conv_filters": [tuple, list],
+        "batch_norm": ["boolean"],
+        "augmentation": [None, str, dict],
+        "class_weight": [None, StrOptions({"balanced"}), dict],
+        "epochs": [Interval(numbers.Integral, 1, None, closed="left")],
+        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
+        "optimizer": [str, HasMethods(["get_config"])],
+        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="left")],
+        "early_stopping": [None, Interval(numbers.Integral, 1, None, closed="left")],
+        "reduce_lr_on_plateau": [None, Interval(numbers.Integral, 1, None, closed="left")],
+        "checkpoint_dir": [None, str, os.PathLike],
+        "callbacks": [None, list],
+        "warm_start": ["boolean"],
+        "n_jobs": [None, Interval(numbers.Integral, 1, None, closed="left")],
+        "verbose": ["verbose"],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        *,
+        activation="relu",
+        dropout=0.5,
+        dense_units=(256, 8),
+        conv_filters=(32, 64, 64, 128, 128),
+        batch_norm=False,
+        augmentation=None,
+        class_weight=None,
+        epochs=20,
+        batch_size=32,
+        learning_rate=1e-3,
+        optimizer="adam",
+        validation_fraction=0.0,
+        early_stopping=None,
+        reduce_lr_on_plateau=None,
+        checkpoint_dir=None,
+        callbacks=None,
+        warm_start=False,
+        n_jobs=None,
+        verbose=0,
+        random_state=None,
+    ):
+        self.activation = activation
+        self.dropout = dropout
+        self.dense_units = dense_units
+        self.conv_filters = conv_filters
+        self.batch_norm = batch_norm
+        self.augmentation = augmentation
+        self.class_weight = class_weight
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.optimizer = optimizer
+        self.validation_fraction = validation_fraction
+        self.early_stopping = early_stopping
+        self.reduce_lr_on_plateau = reduce_lr_on_plateau
+        self.checkpoint_dir = checkpoint_dir
+        self.callbacks = callbacks
+        self.warm_start = warm_start
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ data
+    def _validate_X_y(self, X, y, reset):
+        """Validate images (arrays or lazy sources); return X and y."""
+        if _is_lazy(X):
+            if y is None and reset:
+                raise ValueError(
+                    f"{type(self).__name__} requires y to be passed, but the target y is None."
+                )
+            if reset:
+                self.n_features_in_ = X.shape[1]
+            elif X.shape[1] != self.n_features_in_:
+                raise ValueError(
+                    f"X has {X.shape[1]} features, but {type(self).__name__} is "
+                    f"expecting {self.n_features_in_} features as input."
+                )
+            if y is not None:
+                y = column_or_1d(y, warn=True)
+                if len(y) != len(X):
+                    raise ValueError(
+                        f"X and y have inconsistent numbers of samples: {len(X)} images "
+                        f"and {len(y)} labels."
+                    )
+            return X, y
+        kwargs = dict(allow_nd=True, dtype=np.float32, reset=reset)
+        if y is None:
+            X = validate_data(self, X, **kwargs)
+        else:
+            X, y = validate_data(self, X, y, y_numeric=False, **kwargs)
+        if X.ndim == 3:
+            X = X[..., np.newaxis]
+        if X.ndim > 4:
+            raise ValueError(
+                f"Expected images of shape (n_samples, height, width[, channels]) or a "
+                f"2-D array, got an array with {X.ndim} dimensions {X.shape}."
+            )
+        return X, y
+
+    def _check_input_shape(self, X):
+        shape = tuple(np.shape(X)[1:])
+        if len(shape) == 2 and len(self.input_shape_) == 3:
+            shape = shape + (1,)
+        if len(shape) >= 2 and shape != self.input_shape_:
+            raise ValueError(
+                f"Images have shape {shape} but {type(self).__name__} was fitted on "
+                f"images of shape {self.input_shape_}; load them with the same "
+                f"image_size and color_mode as at fit time."
+            )
+
+    def _sample_weight(self, y_enc, sample_weight, n_samples):
+        weights = _check_sample_weight(sample_weight, np.empty(n_samples), dtype=np.float32)
+        if self.class_weight is None:
+            return None if sample_weight is None else weights
+        if isinstance(self.class_weight, str):
+            per_class = compute_class_weight(
+                "balanced", classes=np.arange(len(self.classes_)), y=y_enc
+            )
+        else:
+            unknown = [k for k in self.class_weight if k not in set(self.classes_.tolist())]
+            if unknown:
+                raise ValueError(
+                    f"class_weight has labels {unknown} that are not in the training "
+                    f"classes {self.classes_.tolist()}."
+                )
+            per_class = np.array(
+                [float(self.class_weight.get(c, 1.0)) for c in self.classes_.tolist()]
+            )
+        return (weights * per_class[y_enc]).astype(np.float32)
+
+    def _encode_y(self, y, refit):
+        check_classification_targets(y)
+        classes, y_enc = np.unique(y, return_inverse=True)
+        if refit:
+            if len(classes) < 2:
+                raise ValueError(
+                    f"{type(self).__name__} needs samples of at least 2 classes, but the "
+                    f"data contain only one class: {classes[0]!r}."
+                )
+            self.classes_ = classes
+            return y_enc
+        unseen = np.setdiff1d(classes, self.classes_)
+        if unseen.size:
+            raise ValueError(
+                f"y contains labels {unseen.tolist()} not seen in the first fit "
+                f"(classes_={self.classes_.tolist()}); refit with warm_start=False."
+            )
+        return np.searchsorted(self.classes_, y)
+
+    # --------------------------------------------------------------- fitting
+    def fit(self, X, y, sample_weight=None):
+        """Train the network on images ``X`` with labels ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, height, width[, channels]) or LazyImages
+            Images scaled to [0, 1] (e.g. from :class:`cxrlearn.ImageLoader`),
+            or a lazy image source from ``ImageLoader(lazy=True)`` to
+            stream batches from disk. 2-D arrays are accepted when
+            ``conv_filters=()``.
+        y : array-like of shape (n_samples,)
+            Class labels (strings or integers).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-image weights, multiplied by the class weights.
+
+        Returns
+        -------
+        self : PneumoniaCNN
+            The fitted estimator.
+        """
+        self._validate_params()
+        continuing = self.warm_start and hasattr(self, "model_")
+        X, y = self._validate_X_y(X, y, reset=not continuing)
+        y_enc = self._encode_y(y, refit=not continuing)
+        if continuing:
+            self._check_input_shape(X)
+        weights = self._sample_weight(y_enc, sample_weight, len(y_enc))
+        rng = check_random_state(self.random_state)
+        seeds = rng.randint(0, 2**31 - 1, size=3)
+
+        from . import _training
+
+        if not continuing:
+            from .networks import build_pneumonia_cnn
+
+            self.input_shape_ = tuple(int(s) for s in X.shape[1:])
+            model = build_pneumonia_cnn(
+                self.input_shape_,
+                len(self.classes_),
+                conv_filters=tuple(self.conv_filters),
+                dense_units=tuple(self.dense_units),
+                dropout=self.dropout,
+                activation=self.activation,
+                batch_norm=self.batch_norm,
+                augmentation=self.augmentation,
+                seed=int(seeds[0]),
+            )
+            self.model_ = _training.compile_model(
+                model,
+                n_classes=len(self.classes_),
+                optimizer=self.optimizer,
+                learning_rate=self.learning_rate,
+            )
+            self.history_ = {}
+            # A view of the network that outputs logits, shared weights.
+            self._logits_model = _training.logits_model(self.model_)
+
+        target = y_enc.astype(np.float32 if len(self.classes_) == 2 else np.int32)
+        fit_data, val_data = self._split(X, target, weights, seeds[1])
+        workers = self.n_jobs or 1
+        train = _training.make_training_data(
+            *fit_data, batch_size=self.batch_size, seed=seeds[2], workers=workers
+        )
+        validation = None
+        if val_data is not None:
+            validation = _training.make_training_data(
+                *val_data, batch_size=self.batch_size, seed=0, shuffle=False,
+                workers=workers,
+            )
+        callbacks = _training.make_callbacks(
+            self.callbacks,
+            monitor="val_loss" if validation is not None else "loss",
+            early_stopping=self.early_stopping,
+            reduce_lr_on_plateau=self.reduce_lr_on_plateau,
+            checkpoint_dir=self.checkpoint_dir,
+        )
+        history = self.model_.fit(
+            train,
+            epochs=self.epochs,
+            validation_data=validation,
+            callbacks=callbacks,
+            shuffle=False,  # the training source shuffles itself, with our seed
+            verbose=self.verbose,
+        )
+        for key, values in history.history.items():
+            self.history_.setdefault(key, []).extend(float(v) for v in values)
+        return self
+
+    def _split(self, X, target, weights, seed):
+        """Hold out a stratified validation fraction when asked to."""
+        if not self.validation_fraction:
+            return (X, target, weights), None
+        idx = np.arange(len(target))
+        stratify = target if np.min(np.bincount(target.astype(int))) >= 2 else None
+        train_idx, val_idx = train_test_split(
+            idx, test_size=self.validation_fraction, stratify=stratify,
+            random_state=int(seed),
+        )
+        train_idx.sort()
+
+        def take(rows):
+            w = None if weights is None else weights[rows]
+            return X[rows], target[rows], w
+
+        return take(train_idx), take(val_idx)
+
+    # ------------------------------------------------------------ prediction
+    def _logits(self, X):
+        check_is_fitted(self)
+        if len(getattr(X, "shape", ())) >= 3:
+            self._check_input_shape(X)  # before validate_data: a clearer message
+        X, _ = self._validate_X_y(X, None, reset=False)
+        self._check_input_shape(X)
+        from . import _training
+
+        return _training.predict_logits(
+            self._logits_model, X, batch_size=self.batch_size, workers=self.n_jobs or 1
+        )
+
+    def decision_function(self, X):
+        """Pre-activation scores of the network.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, height, width[, channels]) or LazyImages
+            Images, as for :meth:`fit`.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            For two classes, the log-odds of ``classes_[1]``; otherwise the
+            logits of each class.
+        """
+        logits = self._logits(X)
+        return logits[:, 0] if logits.shape[1] == 1 else logits
+
+    def predict_proba(self, X):
+        """Class probabilities, columns in the order of ``classes_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, height, width[, channels]) or LazyImages
+            Images, as for :meth:`fit`.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Probabilities (float64) summing to 1 over each row.
+        """
+        logits = self._logits(X)
+        if logits.shape[1] == 1:
+            p = expit(logits[:, 0])
+            return np.column_stack([1.0 - p, p])
+        return softmax(logits, axis=1)
+
+    def predict(self, X):
+        """Most probable class of each image.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, height, width[, channels]) or LazyImages
+            Images, as for :meth:`fit`.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            Labels from ``classes_``.
+        """
+        check_is_fitted(self)
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    # ----------------------------------------------------------- persistence
+    def __getstate__(self):
+        state = dict(super().__getstate__())  # object.__getstate__ returns __dict__ itself
+        state.pop("_logits_model", None)
+        model = state.pop("model_", None)
+        if model is not None:
+            from ._training import model_to_bytes
+
+            state["_model_keras_bytes"] = model_to_bytes(model)
+        return state
+
+    def __setstate__(self, state):
+        data = state.pop("_model_keras_bytes", None)
+        super().__setstate__(state)
+        if data is not None:
+            from ._training import load_model_bytes
+
+            from ._training import logits_model
+
+            self.model_ = load_model_bytes(data)
+            self._logits_model = logits_model(self.model_)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        tags.non_deterministic = self.random_state is None
+        return tags

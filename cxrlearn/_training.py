@@ -1,0 +1,172 @@
+"""Keras-side plumbing of :class:`cxrlearn.PneumoniaCNN`.
+
+Everything here imports Keras (lazily, through :func:`import_keras`), so the
+estimator module itself stays importable without TensorFlow. The estimator
+decides *what* to train; this module knows *how* to feed Keras.
+"""
+
+import functools
+import os
+import tempfile
+
+import numpy as np
+
+from .utils import import_keras
+
+__all__ = [
+    "compile_model",
+    "load_model_bytes",
+    "logits_model",
+    "make_callbacks",
+    "make_prediction_data",
+    "make_training_data",
+    "model_to_bytes",
+    "predict_logits",
+]
+
+
+def _is_lazy(X):
+    # Avoid importing the loader here: anything with ``load`` and ``paths``
+    # is a lazy image source (see cxrlearn._loading.LazyImages).
+    return hasattr(X, "load") and hasattr(X, "paths")
+
+
+@functools.cache
+def _lazy_batches_class():
+    keras = import_keras()
+
+    class LazyBatches(keras.utils.PyDataset):
+        """Batches decoded on demand from a lazy image source.
+
+        ``workers`` threads decode the next batches while the current one
+        trains (Keras prefetches ``max_queue_size`` batches).
+        """
+
+        def __init__(self, images, y, sample_weight, batch_size, seed, shuffle, workers):
+            super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=4)
+            self.images = images
+            self.y = y
+            self.sample_weight = sample_weight
+            self.batch_size = batch_size
+            self.shuffle = shuffle
+            self._rng = np.random.default_rng(seed)
+            self._order = np.arange(len(images))
+            if shuffle:
+                self._order = self._rng.permutation(len(images))
+
+        def __len__(self):
+            return -(-len(self.images) // self.batch_size)
+
+        def __getitem__(self, index):
+            rows = self._order[index * self.batch_size : (index + 1) * self.batch_size]
+            x = self.images.load(rows)
+            if self.y is None:
+                return (x,)
+            if self.sample_weight is None:
+                return x, self.y[rows]
+            return x, self.y[rows], self.sample_weight[rows]
+
+        def on_epoch_end(self):
+            if self.shuffle:
+                self._order = self._rng.permutation(len(self.images))
+
+    return LazyBatches
+
+
+def make_training_data(X, y, sample_weight, *, batch_size, seed, shuffle=True, workers=1):
+    """Return a Keras-ready training source for in-memory or lazy images.
+
+    In-memory arrays become a ``tf.data`` pipeline shuffled with an explicit
+    operation seed (reproducible without touching global seeds); lazy image
+    sources become a prefetching :class:`keras.utils.PyDataset`.
+    """
+    if _is_lazy(X):
+        return _lazy_batches_class()(
+            X, y, sample_weight, batch_size, seed, shuffle, workers
+        )
+    import tensorflow as tf
+
+    tensors = (X, y) if sample_weight is None else (X, y, sample_weight)
+    ds = tf.data.Dataset.from_tensor_slices(tensors)
+    if shuffle:
+        ds = ds.shuffle(len(X), seed=int(seed), reshuffle_each_iteration=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def make_prediction_data(X, *, batch_size, workers=1):
+    """Return what ``model.predict`` consumes for ``X`` (array or lazy)."""
+    if _is_lazy(X):
+        return _lazy_batches_class()(X, None, None, batch_size, 0, False, workers)
+    return X
+
+
+def logits_model(model):
+    """A view of ``model`` that outputs its ``"logits"`` layer (shared weights)."""
+    keras = import_keras()
+    return keras.Model(model.inputs, model.get_layer("logits").output)
+
+
+def predict_logits(logits_model, X, *, batch_size, workers=1):
+    """Pre-activation outputs of a :func:`logits_model` view, as float64."""
+    data = make_prediction_data(X, batch_size=batch_size, workers=workers)
+    if _is_lazy(X):
+        out = logits_model.predict(data, verbose=0)
+    else:
+        out = logits_model.predict(data, batch_size=batch_size, verbose=0)
+    return np.asarray(out, dtype=np.float64)
+
+
+def compile_model(model, *, n_classes, optimizer, learning_rate):
+    """Compile ``model`` with the loss that matches its output layer."""
+    keras = import_keras()
+    if isinstance(optimizer, str):
+        opt = keras.optimizers.get(
+            {"class_name": optimizer, "config": {"learning_rate": learning_rate}}
+        )
+    else:  # a Keras optimizer instance: use a fresh copy of its configuration
+        opt = optimizer.__class__.from_config(optimizer.get_config())
+    loss = "binary_crossentropy" if n_classes == 2 else "sparse_categorical_crossentropy"
+    model.compile(optimizer=opt, loss=loss, weighted_metrics=[])
+    return model
+
+
+def make_callbacks(
+    user_callbacks, *, monitor, early_stopping, reduce_lr_on_plateau, checkpoint_dir
+):
+    """Assemble the Keras callbacks of one fit."""
+    keras = import_keras()
+    callbacks = list(user_callbacks or [])
+    if early_stopping:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor=monitor, patience=int(early_stopping), restore_best_weights=True
+            )
+        )
+    if reduce_lr_on_plateau:
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor=monitor, patience=int(reduce_lr_on_plateau), factor=0.3, min_lr=1e-6
+            )
+        )
+    if checkpoint_dir is not None:
+        callbacks.append(keras.callbacks.BackupAndRestore(os.fspath(checkpoint_dir)))
+    return callbacks
+
+
+def model_to_bytes(model):
+    """Serialise ``model`` to the bytes of a native ``.keras`` file."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "model.keras")
+        model.save(path)
+        with open(path, "rb") as fh:
+            return fh.read()
+
+
+def load_model_bytes(data):
+    """Inverse of :func:`model_to_bytes`."""
+    keras = import_keras()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "model.keras")
+        with open(path, "wb") as fh:
+            fh.write(data)
+        return keras.saving.load_model(path)

@@ -1,0 +1,342 @@
+"""Keras network builders, independent of the scikit-learn estimator.
+
+The functions here return plain, uncompiled :class:`keras.Model` objects made
+only of built-in Keras layers, so a model saved in the native ``.keras``
+format loads anywhere without custom objects. They are used by
+:class:`cxrlearn.PneumoniaCNN` and work as the ``model=`` of a scikeras
+``KerasClassifier``.
+"""
+
+import numbers
+
+from .utils import import_keras
+
+__all__ = [
+    "AUGMENTATION_PRESETS",
+    "build_pneumonia_cnn",
+    "default_conv_strides",
+    "minimum_input_size",
+]
+
+#: Named augmentation recipes. Factors follow the Keras preprocessing layers:
+#: ``rotation`` is a fraction of a full turn, ``zoom``/``translation`` are
+#: fractions of the image size, ``contrast``/``brightness`` are factors.
+#: Horizontal flips are off: chest anatomy is not left-right symmetric.
+AUGMENTATION_PRESETS = {
+    "light": {
+        "rotation": 0.02,
+        "zoom": 0.05,
+        "translation": 0.03,
+        "contrast": 0.1,
+        "brightness": 0.05,
+        "horizontal_flip": False,
+    },
+    "standard": {
+        "rotation": 0.04,
+        "zoom": 0.1,
+        "translation": 0.06,
+        "contrast": 0.2,
+        "brightness": 0.1,
+        "horizontal_flip": False,
+    },
+}
+
+_AUGMENTATION_KEYS = frozenset(AUGMENTATION_PRESETS["standard"])
+
+
+def default_conv_strides(n_blocks):
+    """Return the study's convolution strides for ``n_blocks`` blocks.
+
+    The first two blocks convolve with stride 1, every later block with
+    stride 2 (the study's five blocks: ``(1, 1, 2, 2, 2)``).
+
+    Parameters
+    ----------
+    n_blocks : int
+        Number of convolution blocks.
+
+    Returns
+    -------
+    strides : tuple of int
+        One stride per block.
+
+    Examples
+    --------
+    >>> from cxrlearn.networks import default_conv_strides
+    >>> default_conv_strides(5)
+    (1, 1, 2, 2, 2)
+    """
+    return tuple(1 if i < 2 else 2 for i in range(n_blocks))
+
+
+def _block_output(size, stride):
+    # "same" convolution with ``stride`` then a 2x2 "valid" max-pooling.
+    size = -(-size // stride)
+    return size // 2
+
+
+def minimum_input_size(conv_filters=(32, 64, 64, 128, 128), conv_strides=None):
+    """Smallest image side that the convolution stack accepts.
+
+    Each block is a ``"same"`` convolution with its stride followed by a 2x2
+    max-pooling, so every block divides the side by 2 (stride 1) or 4
+    (stride 2).
+
+    Parameters
+    ----------
+    conv_filters : tuple of int, default=(32, 64, 64, 128, 128)
+        Filters of each convolution block.
+    conv_strides : tuple of int or None, default=None
+        Stride of each block; ``None`` uses :func:`default_conv_strides`.
+
+    Returns
+    -------
+    size : int
+        The minimum height and width, in pixels.
+
+    Examples
+    --------
+    >>> from cxrlearn.networks import minimum_input_size
+    >>> minimum_input_size()
+    172
+    >>> minimum_input_size((8, 16))
+    4
+    """
+    strides = _check_strides(conv_filters, conv_strides)
+    size = 1
+    while True:
+        out = size
+        for stride in strides:
+            out = _block_output(out, stride)
+        if out >= 1:
+            return size
+        size += 1
+
+
+def _check_strides(conv_filters, conv_strides):
+    if conv_strides is None:
+        return default_conv_strides(len(conv_filters))
+    conv_strides = tuple(conv_strides)
+    if len(conv_strides) != len(conv_filters):
+        raise ValueError(
+            f"conv_strides has {len(conv_strides)} entries but conv_filters has "
+            f"{len(conv_filters)}; give one stride per convolution block."
+        )
+    return conv_strides
+
+
+def _resolve_augmentation(augmentation):
+    if augmentation is None:
+        return None
+    if isinstance(augmentation, str):
+        if augmentation not in AUGMENTATION_PRESETS:
+            raise ValueError(
+                f"Unknown augmentation preset {augmentation!r}; use one of "
+                f"{sorted(AUGMENTATION_PRESETS)}, a dict, or None."
+            )
+        return dict(AUGMENTATION_PRESETS[augmentation])
+    if isinstance(augmentation, dict):
+        unknown = set(augmentation) - _AUGMENTATION_KEYS
+        if unknown:
+            raise ValueError(
+                f"Unknown augmentation keys {sorted(unknown)}; allowed keys are "
+                f"{sorted(_AUGMENTATION_KEYS)}."
+            )
+        for key, value in augmentation.items():
+            if key == "horizontal_flip":
+                continue
+            if not isinstance(value, numbers.Real) or not 0 <= value < 1:
+                raise ValueError(
+                    f"augmentation[{key!r}] must be a number in [0, 1), got {value!r}."
+                )
+        return {"horizontal_flip": False, **augmentation}
+    raise TypeError(
+        f"augmentation must be None, a preset name or a dict, got {augmentation!r}."
+    )
+
+
+def _augmentation_layers(keras, augmentation, seed):
+    layers = keras.layers
+    out = []
+    if augmentation.get("horizontal_flip"):
+        out.append(layers.RandomFlip("horizontal", seed=seed))
+    if augmentation.get("rotation"):
+        out.append(
+            layers.RandomRotation(augmentation["rotation"], fill_mode="constant", seed=seed + 1)
+        )
+    if augmentation.get("zoom"):
+        z = augmentation["zoom"]
+        out.append(layers.RandomZoom((-z, z), fill_mode="constant", seed=seed + 2))
+    if augmentation.get("translation"):
+        t = augmentation["translation"]
+        out.append(layers.RandomTranslation(t, t, fill_mode="constant", seed=seed + 3))
+    if augmentation.get("contrast"):
+        out.append(
+            layers.RandomContrast(augmentation["contrast"], value_range=(0, 1), seed=seed + 4)
+        )
+    if augmentation.get("brightness"):
+        out.append(
+            layers.RandomBrightness(augmentation["brightness"], value_range=(0, 1), seed=seed + 5)
+        )
+    return out
+
+
+def build_pneumonia_cnn(
+    input_shape=(300, 300, 3),
+    n_classes=2,
+    *,
+    conv_filters=(32, 64, 64, 128, 128),
+    conv_strides=None,
+    kernel_size=3,
+    dense_units=(256, 8),
+    dropout=0.5,
+    activation="relu",
+    batch_norm=False,
+    augmentation=None,
+    seed=None,
+):
+    """Build the study's pneumonia CNN as an uncompiled Keras model.
+
+    Architecture: optional augmentation layers (active only in training),
+    then one block per entry of ``conv_filters`` -- a ``"same"`` convolution
+    (stride 1 for the first two blocks, 2 afterwards) with ``activation``,
+    optional batch normalisation and a 2x2 max-pooling -- then ``Flatten``
+    and, for each entry of ``dense_units``, a dense layer followed by
+    dropout. The head is a linear layer named ``"logits"`` followed by a
+    sigmoid (two classes, one unit) or softmax (three or more classes)
+    layer named ``"probabilities"``.
+
+    With the defaults and a 300x300x3 input this is the study's final
+    network: 312,849 parameters.
+
+    Parameters
+    ----------
+    input_shape : tuple of int, default=(300, 300, 3)
+        ``(height, width, channels)`` of one image, or ``(n_features,)`` for
+        flat inputs (then ``conv_filters`` must be empty).
+    n_classes : int, default=2
+        Number of classes; 2 gives a single sigmoid unit.
+    conv_filters : tuple of int, default=(32, 64, 64, 128, 128)
+        Filters of each convolution block; ``()`` gives a pure dense network.
+    conv_strides : tuple of int or None, default=None
+        Stride of each block; ``None`` uses the study's
+        :func:`default_conv_strides`.
+    kernel_size : int, default=3
+        Convolution kernel side.
+    dense_units : tuple of int, default=(256, 8)
+        Units of each hidden dense layer.
+    dropout : float, default=0.5
+        Dropout rate after each hidden dense layer; 0 disables dropout.
+    activation : str, default="relu"
+        Any Keras activation name, e.g. ``"relu"`` or ``"swish"``.
+    batch_norm : bool, default=False
+        Add batch normalisation after each convolution.
+    augmentation : None, str or dict, default=None
+        ``None`` for none, a key of :data:`AUGMENTATION_PRESETS`, or a dict
+        with any of the keys ``rotation``, ``zoom``, ``translation``,
+        ``contrast``, ``brightness`` and ``horizontal_flip``.
+    seed : int or None, default=None
+        Seed for weight initialisation, dropout and augmentation; an int
+        makes the network reproducible.
+
+    Returns
+    -------
+    model : keras.Model
+        The uncompiled network.
+
+    Raises
+    ------
+    ValueError
+        If the image is smaller than :func:`minimum_input_size`, or a
+        parameter is out of range.
+
+    Examples
+    --------
+    >>> from cxrlearn.networks import build_pneumonia_cnn
+    >>> model = build_pneumonia_cnn((300, 300, 3), seed=0)
+    >>> model.count_params()
+    312849
+    >>> model.output_shape
+    (None, 1)
+    >>> build_pneumonia_cnn((64, 64, 1))
+    Traceback (most recent call last):
+    ...
+    ValueError: Input images of 64x64 pixels are too small for 5 convolution blocks ...
+    """
+    keras = import_keras()
+    layers = keras.layers
+    input_shape = tuple(int(s) for s in input_shape)
+    conv_filters = tuple(conv_filters)
+    dense_units = tuple(dense_units)
+    if n_classes < 2:
+        raise ValueError(f"n_classes must be at least 2, got {n_classes}.")
+    if not 0 <= dropout < 1:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
+    strides = _check_strides(conv_filters, conv_strides)
+    augmentation = _resolve_augmentation(augmentation)
+    if len(input_shape) == 1 and (conv_filters or augmentation):
+        raise ValueError(
+            "Flat (2-D) inputs need conv_filters=() and augmentation=None; "
+            "pass images as an array of shape (n_samples, height, width, channels)."
+        )
+    if len(input_shape) not in (1, 3):
+        raise ValueError(
+            f"input_shape must be (height, width, channels) or (n_features,), "
+            f"got {input_shape}."
+        )
+    if conv_filters:
+        min_size = minimum_input_size(conv_filters, strides)
+        height, width = input_shape[:2]
+        if min(height, width) < min_size:
+            raise ValueError(
+                f"Input images of {height}x{width} pixels are too small for "
+                f"{len(conv_filters)} convolution blocks with strides {strides}: "
+                f"the minimum size is {min_size}x{min_size}. Resize the images "
+                f"(ImageLoader(image_size=...)) or use fewer conv_filters."
+            )
+    base_seed = 0 if seed is None else int(seed)
+
+    def init(offset):
+        return keras.initializers.GlorotUniform(
+            seed=None if seed is None else base_seed + 101 * offset
+        )
+
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = inputs
+    if augmentation:
+        for layer in _augmentation_layers(keras, augmentation, base_seed + 7919):
+            x = layer(x)
+    for i, (filters, stride) in enumerate(zip(conv_filters, strides)):
+        x = layers.Conv2D(
+            filters,
+            kernel_size,
+            strides=stride,
+            padding="same",
+            activation=None if batch_norm else activation,
+            kernel_initializer=init(i),
+            name=f"conv{i + 1}",
+        )(x)
+        if batch_norm:
+            x = layers.BatchNormalization(name=f"bn{i + 1}")(x)
+            x = layers.Activation(activation, name=f"act{i + 1}")(x)
+        x = layers.MaxPooling2D(2, name=f"pool{i + 1}")(x)
+    if len(input_shape) > 1:
+        x = layers.Flatten(name="flatten")(x)
+    for j, units in enumerate(dense_units):
+        x = layers.Dense(
+            units,
+            activation=activation,
+            kernel_initializer=init(50 + j),
+            name=f"dense{j + 1}",
+        )(x)
+        if dropout > 0:
+            x = layers.Dropout(
+                dropout, seed=None if seed is None else base_seed + 31 + j,
+                name=f"dropout{j + 1}",
+            )(x)
+    n_out = 1 if n_classes == 2 else n_classes
+    logits = layers.Dense(n_out, kernel_initializer=init(99), name="logits")(x)
+    outputs = layers.Activation(
+        "sigmoid" if n_out == 1 else "softmax", name="probabilities"
+    )(logits)
+    return keras.Model(inputs, outputs, name="pneumonia_cnn")

@@ -1,0 +1,336 @@
+"""PneumoniaCNN: the classifier contract, errors, persistence, reproducibility."""
+
+import subprocess
+import sys
+
+import joblib
+import numpy as np
+import pytest
+from conftest import small_cnn
+from sklearn.base import clone, is_classifier
+from sklearn.utils._param_validation import InvalidParameterError
+
+from cxrlearn import PneumoniaCNN
+from cxrlearn.datasets import make_synthetic_xrays
+
+
+@pytest.fixture(scope="module")
+def fitted(xrays):
+    X, y = xrays
+    return small_cnn(epochs=6).fit(X[:90], y[:90])
+
+
+def test_import_does_not_load_tensorflow():
+    code = (
+        "import sys, cxrlearn, cxrlearn.datasets, cxrlearn.networks;"
+        "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules];"
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_is_a_classifier():
+    assert is_classifier(PneumoniaCNN())
+    assert PneumoniaCNN().__sklearn_tags__().estimator_type == "classifier"
+
+
+def test_string_labels_and_proba_columns(fitted, xrays):
+    X, y = xrays
+    np.testing.assert_array_equal(fitted.classes_, ["NORMAL", "PNEUMONIA"])
+    proba = fitted.predict_proba(X[90:])
+    assert proba.shape == (30, 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    # column 1 is the probability of classes_[1]: it tracks decision_function
+    scores = fitted.decision_function(X[90:])
+    assert scores.shape == (30,)
+    np.testing.assert_allclose(proba[:, 1], 1 / (1 + np.exp(-scores)), rtol=1e-10)
+    pred = fitted.predict(X[90:])
+    np.testing.assert_array_equal(pred, fitted.classes_[(proba[:, 1] >= 0.5).astype(int)])
+    assert set(pred) <= {"NORMAL", "PNEUMONIA"}
+
+
+def test_learns_synthetic_task(fitted, xrays):
+    from sklearn.metrics import roc_auc_score
+
+    X, y = xrays
+    auc = roc_auc_score(y[90:] == "PNEUMONIA", fitted.predict_proba(X[90:])[:, 1])
+    assert auc > 0.7
+
+
+def test_integer_labels_kept_as_given(xrays):
+    X, y = xrays
+    y_int = np.where(y == "PNEUMONIA", 7, 3)
+    clf = small_cnn(epochs=1).fit(X[:40], y_int[:40])
+    np.testing.assert_array_equal(clf.classes_, [3, 7])
+    assert set(clf.predict(X[:10])) <= {3, 7}
+
+
+def test_three_classes_use_softmax(xrays):
+    X, y = xrays
+    y3 = np.array(["NORMAL", "BACTERIA", "VIRUS"])[np.arange(len(y)) % 3]
+    clf = small_cnn(epochs=1).fit(X[:60], y3[:60])
+    assert clf.model_.output_shape == (None, 3)
+    assert clf.model_.get_layer("probabilities").get_config()["activation"] == "softmax"
+    proba = clf.predict_proba(X[:5])
+    assert proba.shape == (5, 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert clf.decision_function(X[:5]).shape == (5, 3)
+    np.testing.assert_array_equal(clf.classes_, ["BACTERIA", "NORMAL", "VIRUS"])
+
+
+def test_binary_uses_single_sigmoid_unit(fitted):
+    assert fitted.model_.output_shape == (None, 1)
+    assert fitted.model_.get_layer("probabilities").get_config()["activation"] == "sigmoid"
+
+
+def test_rgb_and_3d_inputs(xrays):
+    X, y = xrays
+    rgb = np.repeat(X[:30], 3, axis=-1)
+    clf = small_cnn(epochs=1).fit(rgb, y[:30])
+    assert clf.input_shape_ == (32, 32, 3)
+    clf = small_cnn(epochs=1).fit(X[:30, :, :, 0], y[:30])  # (n, h, w)
+    assert clf.input_shape_ == (32, 32, 1)
+    assert clf.predict(X[:4, :, :, 0]).shape == (4,)
+
+
+def test_default_network_is_the_study_model():
+    from cxrlearn.networks import build_pneumonia_cnn
+
+    params = PneumoniaCNN().get_params()
+    assert params["conv_filters"] == (32, 64, 64, 128, 128)
+    assert params["dense_units"][0] == 256 and len(params["dense_units"]) == 2
+    model = build_pneumonia_cnn((300, 300, 3))
+    assert abs(model.count_params() - 311_000) / 311_000 < 0.01
+    strides = [layer.strides[0] for layer in model.layers if layer.name.startswith("conv")]
+    assert strides == [1, 1, 2, 2, 2]
+    n_dropout = sum(layer.name.startswith("dropout") for layer in model.layers)
+    assert n_dropout == 2
+
+
+# ------------------------------------------------------------------- errors
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"dropout": 1.5}, "dropout"),
+        ({"epochs": 0}, "epochs"),
+        ({"class_weight": "auto"}, "class_weight"),
+        ({"validation_fraction": 1.0}, "validation_fraction"),
+    ],
+)
+def test_invalid_parameters(xrays, params, match):
+    X, y = xrays
+    with pytest.raises(InvalidParameterError, match=match):
+        small_cnn(**params).fit(X[:10], y[:10])
+
+
+def test_unknown_activation_is_a_clear_error(xrays):
+    X, y = xrays
+    with pytest.raises(ValueError, match="activation|Could not interpret"):
+        small_cnn(activation="no-such-activation").fit(X[:10], y[:10])
+
+
+def test_single_class_error(xrays):
+    X, _ = xrays
+    with pytest.raises(ValueError, match="only one class"):
+        small_cnn().fit(X[:10], ["NORMAL"] * 10)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_inf_pixels_rejected(xrays, bad):
+    X, y = xrays
+    X = X[:10].copy()
+    X[3, 5, 5, 0] = bad
+    with pytest.raises(ValueError, match="NaN|infinity"):
+        small_cnn().fit(X, y[:10])
+
+
+def test_nan_at_predict_rejected(fitted, xrays):
+    X = xrays[0][:4].copy()
+    X[0, 0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        fitted.predict_proba(X)
+
+
+def test_wrong_ndim_rejected(xrays):
+    X, y = xrays
+    with pytest.raises(ValueError, match="dimensions"):
+        small_cnn().fit(X[:10, ..., np.newaxis], y[:10])
+    with pytest.raises(ValueError):
+        small_cnn().fit(X[:10].ravel(), y[:10])
+
+
+def test_mismatched_lengths(xrays):
+    X, y = xrays
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        small_cnn().fit(X[:10], y[:9])
+
+
+def test_predict_shape_differs_from_fit(fitted, xrays):
+    X, _ = xrays
+    with pytest.raises(ValueError, match=r"fitted on images of shape \(32, 32, 1\)"):
+        fitted.predict(np.zeros((2, 40, 40, 1), dtype=np.float32))
+    with pytest.raises(ValueError, match="fitted on images of shape"):
+        fitted.predict(np.repeat(X[:2], 3, axis=-1))
+
+
+def test_too_small_image_names_minimum(xrays):
+    X, y = xrays
+    with pytest.raises(ValueError, match="minimum size is 172x172"):
+        PneumoniaCNN(epochs=1).fit(X[:10], y[:10])
+
+
+def test_2d_input_needs_no_convolutions(xrays):
+    X, y = xrays
+    flat = X[:20].reshape(20, -1)
+    with pytest.raises(ValueError, match="conv_filters=\\(\\)"):
+        small_cnn().fit(flat, y[:20])
+    clf = small_cnn(conv_filters=(), epochs=1).fit(flat, y[:20])
+    assert clf.predict_proba(flat).shape == (20, 2)
+
+
+def test_not_fitted():
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        PneumoniaCNN().predict(np.zeros((1, 200, 200, 1)))
+
+
+def test_class_weight_unknown_label(xrays):
+    X, y = xrays
+    with pytest.raises(ValueError, match="not in the training classes"):
+        small_cnn(class_weight={"COVID": 2.0}).fit(X[:10], y[:10])
+
+
+def test_warm_start_unseen_label(xrays):
+    X, y = xrays
+    clf = small_cnn(epochs=1, warm_start=True).fit(X[:20], y[:20])
+    with pytest.raises(ValueError, match="not seen in the first fit"):
+        clf.fit(X[:3], ["NORMAL", "PNEUMONIA", "COVID"])
+
+
+# -------------------------------------------------------------- weighting
+def test_class_weight_shifts_predictions(xrays):
+    X, y = xrays
+    heavy_normal = small_cnn(epochs=3, class_weight={"NORMAL": 20.0}).fit(X, y)
+    heavy_pneu = small_cnn(epochs=3, class_weight={"PNEUMONIA": 20.0}).fit(X, y)
+    p_normal = heavy_normal.predict_proba(X)[:, 1].mean()
+    p_pneu = heavy_pneu.predict_proba(X)[:, 1].mean()
+    assert p_pneu > p_normal + 0.2
+
+
+def test_balanced_class_weight_matches_sklearn(xrays):
+    from sklearn.utils.class_weight import compute_class_weight
+
+    X, y = xrays
+    y = y.copy()
+    y[:80] = "PNEUMONIA"
+    clf = small_cnn(class_weight="balanced")
+    clf.classes_, y_enc = np.unique(y, return_inverse=True)
+    weights = clf._sample_weight(y_enc, None, len(y))
+    expected = compute_class_weight("balanced", classes=clf.classes_, y=y)
+    np.testing.assert_allclose(weights, expected[y_enc], rtol=1e-6)
+
+
+def test_sample_weight_changes_fit(xrays):
+    X, y = xrays
+    w = np.where(y == "PNEUMONIA", 10.0, 1.0)
+    a = small_cnn(epochs=2).fit(X, y).predict_proba(X)
+    b = small_cnn(epochs=2).fit(X, y, sample_weight=w).predict_proba(X)
+    assert b[:, 1].mean() > a[:, 1].mean()
+
+
+# ------------------------------------------------------- reproducibility
+def test_same_seed_same_predictions(xrays):
+    X, y = xrays
+    a = small_cnn(epochs=2, dropout=0.3, augmentation="light").fit(X, y).predict_proba(X)
+    b = small_cnn(epochs=2, dropout=0.3, augmentation="light").fit(X, y).predict_proba(X)
+    np.testing.assert_allclose(a, b, atol=1e-6)
+    c = small_cnn(epochs=2, random_state=1).fit(X, y).predict_proba(X)
+    assert np.abs(a - c).max() > 1e-4
+
+
+def test_augmentation_only_in_training(xrays):
+    X, y = xrays
+    clf = small_cnn(epochs=1, augmentation="standard").fit(X[:40], y[:40])
+    names = [layer.__class__.__name__ for layer in clf.model_.layers]
+    assert "RandomRotation" in names and "RandomZoom" in names
+    assert "RandomFlip" not in names  # chest anatomy is not symmetric
+    np.testing.assert_array_equal(clf.predict_proba(X[:8]), clf.predict_proba(X[:8]))
+
+
+# ------------------------------------------------------ training control
+def test_validation_fraction_and_early_stopping(xrays):
+    X, y = xrays
+    clf = small_cnn(epochs=40, validation_fraction=0.25, early_stopping=2,
+                    learning_rate=0.05).fit(X, y)
+    assert "val_loss" in clf.history_
+    assert len(clf.history_["loss"]) < 40
+
+
+def test_warm_start_continues(xrays):
+    X, y = xrays
+    clf = small_cnn(epochs=2, warm_start=True).fit(X, y)
+    weights = clf.model_.get_weights()[0].copy()
+    model = clf.model_
+    clf.fit(X, y)
+    assert clf.model_ is model
+    assert len(clf.history_["loss"]) == 4
+    assert not np.allclose(weights, clf.model_.get_weights()[0])
+    cold = small_cnn(epochs=2).fit(X, y)
+    cold.fit(X, y)
+    assert len(cold.history_["loss"]) == 2
+
+
+def test_user_callbacks_are_called(xrays):
+    from cxrlearn.utils import import_keras
+
+    keras = import_keras()
+    seen = []
+    cb = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(epoch))
+    small_cnn(epochs=2, callbacks=[cb]).fit(xrays[0][:20], xrays[1][:20])
+    assert seen == [0, 1]
+
+
+# ------------------------------------------------------------ persistence
+def test_pickle_roundtrip(fitted, xrays):
+    import pickle
+
+    X, _ = xrays
+    clone_ = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_allclose(clone_.predict_proba(X), fitted.predict_proba(X), atol=1e-6)
+    # pickling does not strip the live estimator
+    assert hasattr(fitted, "model_")
+
+
+def test_joblib_pipeline_in_fresh_process(tmp_path, xrays):
+    from sklearn.pipeline import Pipeline
+
+    X, y = xrays
+    pipe = Pipeline([("cnn", small_cnn(epochs=2))])
+    pipe.fit(X, y)
+    path = tmp_path / "pipe.joblib"
+    joblib.dump(pipe, path)
+    np.save(tmp_path / "X.npy", X)
+    expected = pipe.predict_proba(X)
+    code = (
+        "import sys, joblib, numpy as np;"
+        f"pipe = joblib.load({str(path)!r});"
+        f"X = np.load({str(tmp_path / 'X.npy')!r});"
+        f"np.save({str(tmp_path / 'out.npy')!r}, pipe.predict_proba(X));"
+        "print(type(pipe).__name__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True)
+    assert "Pipeline" in out.stdout
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected, atol=1e-6)
+
+
+def test_clone_unfitted(fitted):
+    c = clone(fitted)
+    assert not hasattr(c, "model_")
+    assert c.get_params() == fitted.get_params()
+
+
+def test_synthetic_generator_is_default_data():
+    X, y = make_synthetic_xrays(10, image_size=32, random_state=0)
+    assert X.shape == (10, 32, 32, 1) and len(y) == 10
