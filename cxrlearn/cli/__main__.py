@@ -1,0 +1,7 @@
+"""``python -m cxrlearn.cli``."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

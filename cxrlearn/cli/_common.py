@@ -1,0 +1,219 @@
+"""Helpers shared by the sub-commands: data folders, pipelines, output."""
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "CLIError",
+    "add_model_arguments",
+    "atomic_dump",
+    "find_splits",
+    "load_folder",
+    "make_pipeline",
+    "positive_label",
+    "status",
+]
+
+#: The image side used by ``cxrlearn train`` and ``tune`` unless told.
+DEFAULT_IMAGE_SIZE = 176
+
+
+class CLIError(Exception):
+    """An input problem reported as a one-line error."""
+
+
+def status(message):
+    """Print a progress line to standard error."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def keras_verbosity():
+    """Progress bar on a terminal, one line per epoch in logs."""
+    return 1 if sys.stderr.isatty() else 2
+
+
+def find_splits(root):
+    """Return ``(train_dir, val_dir or None)`` for a data folder.
+
+    A folder with a ``train`` sub-folder (the Kermany/Kaggle layout) trains
+    on it and validates on ``val`` when present; any other folder is used
+    whole for training.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise CLIError(f"data folder not found: {root}")
+    if (root / "train").is_dir():
+        val = root / "val"
+        return root / "train", (val if val.is_dir() else None)
+    return root, None
+
+
+def load_folder(root, *, label_mode="folder"):
+    """``(paths, labels)`` of a ``root/<LABEL>/*`` folder, with a status line."""
+    from ..datasets import load_image_directory
+
+    paths, labels = load_image_directory(root, label_mode=label_mode)
+    counts = ", ".join(f"{c}: {n}" for c, n in zip(*np.unique(labels, return_counts=True)))
+    status(f"{root}: {len(paths)} images ({counts})")
+    return np.asarray(paths, dtype=object), np.asarray(labels)
+
+
+def add_model_arguments(parser):
+    """Options that configure the loader and the network."""
+    group = parser.add_argument_group("model")
+    group.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIZE,
+                       help="square image side in pixels (default: %(default)s)")
+    group.add_argument("--color-mode", choices=["grayscale", "rgb"], default="grayscale",
+                       help="channels fed to the network (default: %(default)s)")
+    group.add_argument("--epochs", type=int, default=None,
+                       help="training epochs (default: PneumoniaCNN's)")
+    group.add_argument("--batch-size", type=int, default=None)
+    group.add_argument("--activation", default=None, help="e.g. relu or swish")
+    group.add_argument("--dropout", type=float, default=None)
+    group.add_argument("--class-weight", default=None,
+                       help="'balanced', 'none', or LABEL=W[,LABEL=W] e.g. NORMAL=1.2")
+    group.add_argument("--augmentation", default=None,
+                       help="'none', 'light' or 'standard'")
+    group.add_argument("--stream", action="store_true",
+                       help="decode batches from disk while training (bounded memory)")
+    group.add_argument("--cache", default=None, metavar="DIR",
+                       help="cache decoded images in DIR (joblib.Memory)")
+    group.add_argument("--n-jobs", type=int, default=2, help="decoding threads")
+    group.add_argument("--random-state", type=int, default=0)
+    return parser
+
+
+def parse_class_weight(text):
+    """Parse ``--class-weight``: balanced, none, or ``LABEL=W,...``."""
+    if text is None:
+        return None
+    if text.lower() in ("none", ""):
+        return None
+    if text == "balanced":
+        return "balanced"
+    weights = {}
+    for item in text.split(","):
+        label, sep, value = item.partition("=")
+        try:
+            weights[label.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not label.strip():
+            raise CLIError(
+                f"--class-weight expects 'balanced', 'none' or LABEL=WEIGHT pairs, got {text!r}"
+            )
+    return weights
+
+
+def make_pipeline(args):
+    """The ``[ImageLoader, PneumoniaCNN]`` pipeline that the options describe."""
+    from sklearn.pipeline import Pipeline
+
+    from .. import ImageLoader, PneumoniaCNN
+
+    if args.image_size < 1:
+        raise CLIError(f"--image-size must be positive, got {args.image_size}")
+    loader = ImageLoader(
+        image_size=(args.image_size, args.image_size),
+        color_mode=args.color_mode,
+        n_jobs=args.n_jobs,
+        memory=args.cache,
+        lazy=args.stream,
+    )
+    cnn = PneumoniaCNN(random_state=args.random_state, verbose=keras_verbosity(),
+                       n_jobs=args.n_jobs if args.stream else None)
+    overrides = {
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "activation": args.activation,
+        "dropout": args.dropout,
+    }
+    cnn.set_params(**{k: v for k, v in overrides.items() if v is not None})
+    if args.class_weight is not None:
+        cnn.set_params(class_weight=parse_class_weight(args.class_weight))
+    if args.augmentation is not None:
+        aug = None if args.augmentation.lower() == "none" else args.augmentation
+        cnn.set_params(augmentation=aug)
+    return Pipeline([("loader", loader), ("cnn", cnn)])
+
+
+def positive_label(classes):
+    """The disease label of a binary problem: PNEUMONIA, else the second class."""
+    classes = list(classes)
+    for c in classes:
+        if str(c).upper() == "PNEUMONIA":
+            return c
+    return classes[-1]
+
+
+def atomic_dump(obj, path):
+    """``joblib.dump`` to a temporary file, then rename it into place.
+
+    An interrupted save never leaves a half-written model at ``path``.
+    """
+    import joblib
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        joblib.dump(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def atomic_write_text(text, path):
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def dumps_json(obj):
+    """JSON with NaN written as null (strict JSON readers reject NaN)."""
+
+    def clean(value):
+        if isinstance(value, float) and value != value:
+            return None
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(v) for v in value]
+        if isinstance(value, np.generic):
+            return clean(value.item())
+        return value
+
+    return json.dumps(clean(obj), indent=2)
+
+
+def load_model(path):
+    """Load a joblib pipeline saved by ``cxrlearn train`` / ``tune`` / ``demo``."""
+    import joblib
+
+    path = Path(path)
+    if not path.is_file():
+        raise CLIError(f"model file not found: {path}")
+    try:
+        model = joblib.load(path)
+    except Exception as exc:  # unpickling errors come in many types
+        raise CLIError(f"cannot load model {path}: {exc}") from exc
+    if not hasattr(model, "predict_proba"):
+        raise CLIError(f"{path} does not hold a classifier with predict_proba")
+    return model
