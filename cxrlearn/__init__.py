@@ -5,10 +5,25 @@ first use (fitting, predicting, building a network).
 """
 
 from ._classifier import PneumoniaCNN
+from ._decoders import ImageLoadError
+from ._loading import ImageLoader, LazyImages
+from ._thresholds import (
+    OperatingPointClassifier,
+    make_operating_point_scorer,
+    threshold_for_sensitivity,
+    threshold_for_specificity,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ImageLoadError",
+    "ImageLoader",
+    "LazyImages",
+    "OperatingPointClassifier",
     "PneumoniaCNN",
     "__version__",
+    "make_operating_point_scorer",
+    "threshold_for_sensitivity",
+    "threshold_for_specificity",
 ]

@@ -1,0 +1,479 @@
+"""`ImageLoader`: file paths in, float pixel arrays out, as a scikit-learn step.
+
+Paths are the unit of data in cxrlearn pipelines: cheap to split, resample and
+ship to workers. :class:`ImageLoader` turns them into pixels as late as
+possible, in parallel (``n_jobs``), cached across folds and grid-search
+candidates (``memory``), or on demand (``lazy=True`` returns
+:class:`LazyImages`). Decoding itself lives in :mod:`cxrlearn._decoders`.
+"""
+
+import numbers
+import os
+
+import numpy as np
+from joblib import Parallel, delayed, effective_n_jobs
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.validation import check_memory
+
+from ._decoders import DECODER_VERSION, RESAMPLING, DecodeSpec, ImageLoadError, decode_file
+
+__all__ = ["ImageLoadError", "ImageLoader", "LazyImages"]
+
+#: Pillow's own hard limit (2 x PIL.Image.MAX_IMAGE_PIXELS at import time).
+DEFAULT_MAX_PIXELS = 178_956_970
+
+
+def _check_paths(X):
+    """Validate a path container; return a 1-D object array of ``str``.
+
+    Accepts a list / tuple / 1-D array of ``str`` or :class:`os.PathLike`,
+    an ``(n, 1)`` array (what imbalanced-learn samplers return) and a pandas
+    Series or one-column DataFrame.
+    """
+    if isinstance(X, (str, bytes, os.PathLike)):
+        raise TypeError(
+            "ImageLoader expects a sequence of image paths, got a single path "
+            f"{X!r}; wrap it in a list: [path]"
+        )
+    if hasattr(X, "columns") and hasattr(X, "iloc"):  # pandas DataFrame
+        if X.shape[1] != 1:
+            raise ValueError(
+                "ImageLoader expects a DataFrame with exactly one column of "
+                f"paths, got {X.shape[1]} columns: {list(X.columns)}"
+            )
+        X = X.iloc[:, 0]
+    if hasattr(X, "to_numpy"):  # pandas Series
+        X = X.to_numpy(dtype=object)
+    if isinstance(X, np.ndarray):
+        arr = X
+    elif isinstance(X, (list, tuple)):
+        arr = np.empty(len(X), dtype=object)
+        arr[:] = [os.fspath(p) if isinstance(p, os.PathLike) else p for p in X]
+    else:
+        raise TypeError(
+            "ImageLoader expects image paths as a list, tuple, 1-D array, "
+            f"(n, 1) array or pandas Series / one-column DataFrame; got {type(X)}"
+        )
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise ValueError(
+            "ImageLoader expects a 1-D sequence of paths or an (n, 1) column, "
+            f"got an array of shape {arr.shape}"
+        )
+    if arr.shape[0] == 0:
+        raise ValueError("ImageLoader got 0 paths; at least one is required")
+    out = np.empty(arr.shape[0], dtype=object)
+    for i, p in enumerate(arr):
+        if isinstance(p, os.PathLike):
+            p = os.fspath(p)
+        if not isinstance(p, str):
+            raise TypeError(
+                f"ImageLoader expects paths (str or os.PathLike); element {i} "
+                f"is {p!r} of type {type(p).__name__}"
+            )
+        out[i] = str(p)  # plain str (not np.str_): stable cache keys and pickles
+    return out
+
+
+def _cached_decode(path, size, mtime_ns, spec, version, max_pixels):
+    """Cache target: the key is path + size + mtime + output spec + version."""
+    return decode_file(path, spec, max_pixels)
+
+
+def _decode_one(path, spec, max_pixels, cached):
+    """Decode one file, through the cache when ``cached`` is given."""
+    if cached is None:
+        return decode_file(path, spec, max_pixels)
+    try:
+        st = os.stat(path)
+    except OSError:  # let the decoder raise its ImageLoadError
+        return decode_file(path, spec, max_pixels)
+    return cached(
+        os.path.abspath(path), st.st_size, st.st_mtime_ns, spec, DECODER_VERSION, max_pixels
+    )
+
+
+def _decode_chunk(paths, spec, max_pixels, cached):
+    """Decode a few files (one parallel task) into one stacked array."""
+    return np.stack([_decode_one(p, spec, max_pixels, cached) for p in paths])
+
+
+class ImageLoader(TransformerMixin, BaseEstimator):
+    """Decode image files (PNG, JPEG, DICOM) into a float pixel array.
+
+    A stateless transformer: ``X`` is a collection of file paths and
+    :meth:`transform` returns an array of shape ``(n, height, width,
+    channels)`` with values in ``[0, 1]``. Put it in front of a classifier in a
+    :class:`~sklearn.pipeline.Pipeline` so that cross-validation, resampling
+    and grid searches all work on cheap paths.
+
+    Parameters
+    ----------
+    image_size : int or tuple of (int, int), default=(300, 300)
+        Output ``(height, width)``; an int gives a square.
+    color_mode : {"rgb", "grayscale"}, default="rgb"
+        ``"rgb"`` gives 3 channels (grey images are repeated), ``"grayscale"``
+        one channel (colour images go through ITU-R 601-2 luma).
+    resize : {"stretch", "pad", "crop"}, default="stretch"
+        ``"stretch"`` ignores the aspect ratio; ``"pad"`` keeps it and
+        letterboxes with black (zero) bands; ``"crop"`` keeps it and takes the
+        centre.
+    interpolation : {"bilinear", "nearest", "bicubic", "lanczos", "hamming", \
+"box", "area"}, default="bilinear"
+        Pillow resampling filter (``"area"`` is an alias of ``"box"``).
+        Downscaling is antialiased.
+    dtype : {"float32", "float64", "float16"}, default="float32"
+        Output dtype. 8-bit data is divided by 255 and 16-bit data by 65535.
+    n_jobs : int, default=None
+        Files decoded in parallel with :class:`joblib.Parallel`. Threads are
+        preferred (Pillow releases the GIL while decoding and resizing); a
+        process backend chosen with :func:`joblib.parallel_config` works too.
+        ``None`` means 1 unless in a joblib context, ``-1`` all processors.
+    memory : str, os.PathLike or joblib.Memory, default=None
+        Cache decoded, resized arrays on disk, keyed by the file (absolute
+        path, size and modification time) and by the parameters that change
+        the pixels, so the folds and candidates of a grid search decode each
+        file once. ``None`` disables caching.
+    max_pixels : int or None, default=178_956_970
+        Refuse images with more pixels than this (decompression bombs).
+        ``None`` disables the check, but Pillow still refuses images above
+        twice ``PIL.Image.MAX_IMAGE_PIXELS``.
+    lazy : bool, default=False
+        If True, :meth:`transform` returns a :class:`LazyImages` that decodes
+        rows on demand, for training with batches that do not fit in memory.
+
+    Attributes
+    ----------
+    n_features_in_ : int
+        Always 1: the single column of paths.
+    feature_names_in_ : ndarray of shape (1,)
+        The column name, when ``X`` is a DataFrame with a string column name.
+
+    See Also
+    --------
+    LazyImages : The on-demand array that ``lazy=True`` returns.
+    cxrlearn.datasets.scan_images : Report every unreadable file at once.
+
+    Notes
+    -----
+    Decoding applies the EXIF orientation, composites transparent images over
+    black, reads 16-bit PNG and TIFF at full depth and lets libjpeg downscale
+    big JPEGs by 1/2, 1/4 or 1/8 while decoding, keeping at least twice the
+    output resolution for the final antialiased resize. DICOM files (``.dcm`` or
+    the ``DICM`` magic) need the optional pydicom dependency (``pip install
+    cxrlearn[dicom]``); the modality LUT (rescale slope / intercept) and the
+    first VOI window or LUT are applied, MONOCHROME1 is inverted, and images
+    without VOI data are stretched to their own min / max.
+
+    A file that cannot be decoded (missing, empty, not an image, truncated,
+    corrupt, too large, unsupported DICOM) raises :class:`ImageLoadError`
+    naming the file; nothing is skipped or filled in silently.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from PIL import Image
+    >>> from cxrlearn._loading import ImageLoader
+    >>> folder = tempfile.mkdtemp()
+    >>> path = os.path.join(folder, "xray.png")
+    >>> Image.fromarray(np.full((40, 30), 255, dtype=np.uint8)).save(path)
+    >>> X = ImageLoader(image_size=16, color_mode="grayscale").fit_transform([path])
+    >>> X.shape, X.dtype, float(X.max())
+    ((1, 16, 16, 1), dtype('float32'), 1.0)
+    """
+
+    _parameter_constraints = {
+        "image_size": [Interval(numbers.Integral, 1, None, closed="left"), tuple, list],
+        "color_mode": [StrOptions({"rgb", "grayscale"})],
+        "resize": [StrOptions({"stretch", "pad", "crop"})],
+        "interpolation": [StrOptions(set(RESAMPLING))],
+        "dtype": [StrOptions({"float16", "float32", "float64"})],
+        "n_jobs": [numbers.Integral, None],
+        "memory": [None, str, os.PathLike, HasMethods(["cache"])],
+        "max_pixels": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "lazy": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        image_size=(300, 300),
+        *,
+        color_mode="rgb",
+        resize="stretch",
+        interpolation="bilinear",
+        dtype="float32",
+        n_jobs=None,
+        memory=None,
+        max_pixels=DEFAULT_MAX_PIXELS,
+        lazy=False,
+    ):
+        self.image_size = image_size
+        self.color_mode = color_mode
+        self.resize = resize
+        self.interpolation = interpolation
+        self.dtype = dtype
+        self.n_jobs = n_jobs
+        self.memory = memory
+        self.max_pixels = max_pixels
+        self.lazy = lazy
+
+    def fit(self, X, y=None):
+        """Validate the parameters and the path container; nothing is learnt.
+
+        Parameters
+        ----------
+        X : list, tuple or array-like of shape (n_samples,) or (n_samples, 1)
+            Image paths.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : ImageLoader
+            This estimator.
+        """
+        self._check_params()
+        _check_paths(X)
+        self.n_features_in_ = 1
+        if hasattr(X, "columns") and isinstance(X.columns[0], str):
+            self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        return self
+
+    def transform(self, X):
+        """Decode the images.
+
+        Parameters
+        ----------
+        X : list, tuple or array-like of shape (n_samples,) or (n_samples, 1)
+            Image paths (``str`` or :class:`os.PathLike`), or a pandas Series
+            or one-column DataFrame of them.
+
+        Returns
+        -------
+        images : ndarray of shape (n_samples, height, width, channels) or \
+LazyImages
+            Pixels in ``[0, 1]``; a :class:`LazyImages` if ``lazy=True``.
+
+        Raises
+        ------
+        ImageLoadError
+            If any file cannot be decoded (the first failure is raised).
+        """
+        self._check_params()
+        paths = _check_paths(X)
+        if self.lazy:
+            return LazyImages(self, paths)
+        return self._load(paths)
+
+    def __sklearn_is_fitted__(self):
+        return True  # stateless: transform works without fit
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        tags.input_tags.one_d_array = True
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        tags.transformer_tags.preserves_dtype = []
+        return tags
+
+    # ------------------------------------------------------------- helpers
+    def _check_params(self):
+        self._validate_params()
+        self._output_size()
+
+    def _output_size(self):
+        size = self.image_size
+        if isinstance(size, numbers.Integral) and not isinstance(size, bool):
+            return int(size), int(size)
+        if (
+            isinstance(size, (tuple, list))
+            and len(size) == 2
+            and all(
+                isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 1
+                for s in size
+            )
+        ):
+            return int(size[0]), int(size[1])
+        raise ValueError(
+            "image_size must be a positive int or a (height, width) pair of "
+            f"positive ints, got {size!r}"
+        )
+
+    def _spec(self):
+        height, width = self._output_size()
+        return DecodeSpec(
+            height, width, self.color_mode, self.resize, self.interpolation, self.dtype
+        )
+
+    def _output_shape(self, n):
+        height, width = self._output_size()
+        return (n, height, width, 3 if self.color_mode == "rgb" else 1)
+
+    def _memory(self):
+        memory = self.memory
+        if isinstance(memory, os.PathLike):
+            memory = os.fspath(memory)
+        memory = check_memory(memory)
+        return None if getattr(memory, "location", None) is None else memory
+
+    def _load(self, paths):
+        """Decode ``paths`` (a 1-D object array) into one output array."""
+        spec = self._spec()
+        out = np.empty(self._output_shape(len(paths)), dtype=spec.dtype)
+        if len(paths) == 0:
+            return out
+        memory = self._memory()
+        cached = None
+        if memory is not None:
+            cached = memory.cache(_cached_decode, ignore=["max_pixels"])
+        n_workers = min(effective_n_jobs(self.n_jobs), len(paths))
+        if n_workers <= 1:
+            for i, path in enumerate(paths):
+                out[i] = _decode_one(path, spec, self.max_pixels, cached)
+            return out
+        # Several files per task: fewer round trips, still balanced. Results
+        # are written into ``out`` as they arrive, so the decoded images are
+        # never held twice.
+        step = max(1, min(16, -(-len(paths) // (4 * n_workers))))
+        starts = range(0, len(paths), step)
+        results = Parallel(n_jobs=self.n_jobs, prefer="threads", return_as="generator")(
+            delayed(_decode_chunk)(paths[i : i + step], spec, self.max_pixels, cached)
+            for i in starts
+        )
+        for start, block in zip(starts, results):
+            out[start : start + len(block)] = block
+        return out
+
+
+class LazyImages:
+    """Image paths that behave like a 4-D array and decode on demand.
+
+    Returned by ``ImageLoader(lazy=True).transform(paths)``. Indexing selects
+    rows without decoding anything; :meth:`load` (or :func:`numpy.asarray`)
+    decodes them with the loader's settings, ``n_jobs`` and ``memory``.
+    Pickling keeps the loader parameters and the paths, never pixels.
+
+    Parameters
+    ----------
+    loader : ImageLoader
+        Supplies the decoding parameters (its ``lazy`` flag is ignored).
+    paths : array-like of str
+        Image paths, one per row.
+
+    Attributes
+    ----------
+    paths : ndarray of shape (n_samples,)
+        Object array of ``str`` paths.
+    shape : tuple of int
+        ``(n_samples, height, width, channels)``, known without decoding.
+    dtype : numpy.dtype
+        Dtype of decoded batches (``float32`` by default).
+    ndim : int
+        Always 4.
+    loader : ImageLoader
+        A copy of the loader that decodes the rows (with ``lazy=False``).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from PIL import Image
+    >>> from cxrlearn._loading import ImageLoader
+    >>> folder = tempfile.mkdtemp()
+    >>> paths = []
+    >>> for i in range(3):
+    ...     paths.append(os.path.join(folder, f"img{i}.png"))
+    ...     Image.fromarray(np.full((8, 8), 60 * i, dtype=np.uint8)).save(paths[-1])
+    >>> lazy = ImageLoader(image_size=4, lazy=True).transform(paths)
+    >>> lazy.shape, len(lazy[1:])
+    ((3, 4, 4, 3), 2)
+    >>> batch = lazy.load([2, 0])
+    >>> batch.shape, round(float(batch[0].max()), 3)
+    ((2, 4, 4, 3), 0.471)
+    """
+
+    ndim = 4
+
+    def __init__(self, loader, paths):
+        self.loader = ImageLoader(**{**loader.get_params(deep=False), "lazy": False})
+        self.loader._check_params()
+        paths = np.asarray(paths, dtype=object)
+        if paths.ndim != 1:
+            raise ValueError(f"paths must be 1-D, got shape {paths.shape}")
+        self.paths = paths
+
+    @property
+    def shape(self):
+        return self.loader._output_shape(len(self.paths))
+
+    @property
+    def dtype(self):
+        return np.dtype(self.loader.dtype)
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, index):
+        """Select rows; never decodes.
+
+        An int array, a slice or a boolean mask selects rows; a scalar int
+        keeps the first axis (like ``X[[i]]``), so the result is always a
+        :class:`LazyImages`.
+        """
+        n = len(self.paths)
+        if isinstance(index, tuple):
+            raise TypeError("LazyImages can only be indexed along the first axis")
+        if isinstance(index, numbers.Integral) and not isinstance(index, (bool, np.bool_)):
+            i = int(index)
+            if not -n <= i < n:
+                raise IndexError(f"index {i} is out of bounds for {n} images")
+            return LazyImages(self.loader, self.paths[[i]])
+        if isinstance(index, slice):
+            return LazyImages(self.loader, self.paths[index])
+        idx = np.asarray(index)
+        if idx.dtype == bool:
+            if idx.shape != (n,):
+                raise IndexError(
+                    f"boolean mask of shape {idx.shape} does not match {n} images"
+                )
+        elif idx.size == 0:
+            idx = idx.astype(np.intp)
+        elif not np.issubdtype(idx.dtype, np.integer):
+            raise IndexError(
+                f"LazyImages indices must be integers, a slice or a boolean mask, "
+                f"got dtype {idx.dtype}"
+            )
+        if idx.ndim != 1:
+            raise IndexError(f"indices must be 1-D, got shape {idx.shape}")
+        return LazyImages(self.loader, self.paths[idx])
+
+    def load(self, indices=None):
+        """Decode rows into an array.
+
+        Parameters
+        ----------
+        indices : array-like of int, slice, boolean mask or None, default=None
+            Rows to decode; all of them when None.
+
+        Returns
+        -------
+        images : ndarray of shape (k, height, width, channels)
+            Pixels in ``[0, 1]``.
+        """
+        rows = self if indices is None else self[indices]
+        return self.loader._load(rows.paths)
+
+    def __array__(self, dtype=None, copy=None):
+        if copy is False:
+            raise ValueError("LazyImages cannot be viewed as an array without a copy")
+        arr = self.load()
+        return arr if dtype is None else arr.astype(dtype, copy=False)
+
+    def __repr__(self):
+        return f"LazyImages(shape={self.shape}, dtype={self.dtype}, loader={self.loader!r})"
