@@ -17,16 +17,9 @@ def add_parser(sub):
 
 
 def run(args):
-    from pathlib import Path
-
     from ..datasets import scan_images
 
     find_splits(args.data)  # the folder must exist
-    suffixes = {".png", ".jpg", ".jpeg", ".dcm", ".dicom", ".tif", ".tiff", ".bmp"}
-    paths = sorted(
-        str(p) for p in Path(args.data).rglob("*")
-        if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith(".")
-    )
-    report = scan_images(paths, n_jobs=args.n_jobs)
+    report = scan_images(args.data, n_jobs=args.n_jobs)
     print(report)
     return 1 if report.bad else 0
