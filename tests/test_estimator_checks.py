@@ -2,7 +2,10 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from cxrlearn import PneumoniaCNN
+import pytest
+from sklearn.utils import estimator_checks as ec
+
+from cxrlearn import ImageLoader, PneumoniaCNN
 
 # A small dense configuration: the checks feed 2-D tabular data, which the
 # network accepts when it has no convolution blocks.
@@ -28,3 +31,25 @@ def _expected_failed_checks(estimator):
 @parametrize_with_checks([_CNN], expected_failed_checks=_expected_failed_checks)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
+
+
+# ImageLoader takes file paths (1-D string input), for which
+# parametrize_with_checks skips every check; run the API checks that do not
+# need numeric data by hand. (OperatingPointClassifier is checked in
+# test_thresholds.py.)
+_LOADER_API_CHECKS = [
+    ec.check_no_attributes_set_in_init,
+    ec.check_parameters_default_constructible,
+    ec.check_get_params_invariance,
+    ec.check_set_params,
+    ec.check_estimator_repr,
+    ec.check_estimator_cloneable,
+    ec.check_valid_tag_types,
+    ec.check_mixin_order,
+    ec.check_estimator_tags_renamed,
+]
+
+
+@pytest.mark.parametrize("check", _LOADER_API_CHECKS, ids=lambda c: c.__name__)
+def test_image_loader_api_checks(check):
+    check("ImageLoader", ImageLoader(image_size=8))

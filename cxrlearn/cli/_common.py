@@ -1,5 +1,6 @@
 """Helpers shared by the sub-commands: data folders, pipelines, output."""
 
+import argparse
 import json
 import os
 import sys
@@ -73,6 +74,9 @@ def add_model_arguments(parser):
     group.add_argument("--epochs", type=int, default=None,
                        help="training epochs (default: PneumoniaCNN's)")
     group.add_argument("--batch-size", type=int, default=None)
+    group.add_argument("--learning-rate", type=float, default=None)
+    group.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=None,
+                       help="batch normalisation after each convolution")
     group.add_argument("--activation", default=None, help="e.g. relu or swish")
     group.add_argument("--dropout", type=float, default=None)
     group.add_argument("--class-weight", default=None,
@@ -132,6 +136,8 @@ def make_pipeline(args):
         "batch_size": args.batch_size,
         "activation": args.activation,
         "dropout": args.dropout,
+        "learning_rate": args.learning_rate,
+        "batch_norm": args.batch_norm,
     }
     cnn.set_params(**{k: v for k, v in overrides.items() if v is not None})
     if args.class_weight is not None:
