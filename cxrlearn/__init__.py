@@ -1,29 +1,37 @@
 """cxrlearn: a chest X-ray pneumonia CNN as a scikit-learn citizen.
 
-Importing :mod:`cxrlearn` does not import TensorFlow; Keras is loaded on
-first use (fitting, predicting, building a network).
+Importing :mod:`cxrlearn` is nearly free: the public names below are loaded
+on first access (PEP 562), scikit-learn when an estimator is first used, and
+TensorFlow/Keras only when a network is built, fitted or loaded. This keeps
+``cxrlearn --help`` and the loaders fast.
 """
 
-from ._classifier import PneumoniaCNN
-from ._decoders import ImageLoadError
-from ._loading import ImageLoader, LazyImages
-from ._thresholds import (
-    OperatingPointClassifier,
-    make_operating_point_scorer,
-    threshold_for_sensitivity,
-    threshold_for_specificity,
-)
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ImageLoadError",
-    "ImageLoader",
-    "LazyImages",
-    "OperatingPointClassifier",
-    "PneumoniaCNN",
-    "__version__",
-    "make_operating_point_scorer",
-    "threshold_for_sensitivity",
-    "threshold_for_specificity",
-]
+# public name -> private module that defines it
+_LAZY = {
+    "PneumoniaCNN": "._classifier",
+    "ImageLoader": "._loading",
+    "LazyImages": "._loading",
+    "ImageLoadError": "._decoders",
+    "OperatingPointClassifier": "._thresholds",
+    "make_operating_point_scorer": "._thresholds",
+    "threshold_for_sensitivity": "._thresholds",
+    "threshold_for_specificity": "._thresholds",
+}
+
+__all__ = sorted([*_LAZY, "__version__"])
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value  # later look-ups skip this function
+        return value
+    raise AttributeError(f"module 'cxrlearn' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -34,7 +34,9 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
     last three with stride 2), a 256-unit and a second dense layer each
     followed by dropout, and a sigmoid output. The network is built in
     :meth:`fit` from the shape of the images, so any image size above the
-    minimum of the convolution stack and 1 or 3 channels work.
+    minimum of the convolution stack and 1 or 3 channels work. Its first
+    layer maps the [0, 1] pixels to [-1, 1] (no parameters), which makes the
+    study's network learn from the first epoch.
 
     Parameters
     ----------
@@ -56,17 +58,22 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         network (inactive when predicting): ``None``, a preset of
         :data:`cxrlearn.networks.AUGMENTATION_PRESETS` (``"light"``,
         ``"standard"``) or a dict of factors.
-    class_weight : None, "balanced" or dict, default=None
+    class_weight : None, "balanced" or dict, default="balanced"
         Weight of each class in the loss. A dict is keyed by class label as
         given in ``y`` (e.g. ``{"NORMAL": 1.2, "PNEUMONIA": 1.0}``); labels
         left out weigh 1. ``"balanced"`` weighs classes inversely to their
         frequency.
-    epochs : int, default=20
+    epochs : int, default=5
         Number of passes over the training data.
     batch_size : int, default=32
         Images per gradient step (and per prediction batch).
     learning_rate : float, default=1e-3
         Learning rate of the optimizer (when given by name).
+    lr_schedule : {"constant", "cosine"}, default="cosine"
+        ``"cosine"`` decays the learning rate along a cosine from
+        ``learning_rate`` to 1% of it over the ``epochs`` of one fit
+        (:class:`keras.optimizers.schedules.CosineDecay`); it cannot be
+        combined with ``reduce_lr_on_plateau``.
     optimizer : str or keras.optimizers.Optimizer, default="adam"
         A Keras optimizer name or instance (an instance is copied from its
         configuration at each fit; its own learning rate is used).
@@ -139,6 +146,7 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         "epochs": [Interval(numbers.Integral, 1, None, closed="left")],
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
         "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
+        "lr_schedule": [StrOptions({"constant", "cosine"})],
         "optimizer": [str, HasMethods(["get_config"])],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="left")],
         "early_stopping": [None, Interval(numbers.Integral, 1, None, closed="left")],
@@ -160,10 +168,11 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         conv_filters=(32, 64, 64, 128, 128),
         batch_norm=False,
         augmentation=None,
-        class_weight=None,
-        epochs=20,
+        class_weight="balanced",
+        epochs=5,
         batch_size=32,
         learning_rate=1e-3,
+        lr_schedule="cosine",
         optimizer="adam",
         validation_fraction=0.0,
         early_stopping=None,
@@ -185,6 +194,7 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
+        self.lr_schedule = lr_schedule
         self.optimizer = optimizer
         self.validation_fraction = validation_fraction
         self.early_stopping = early_stopping
@@ -305,6 +315,11 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
             The fitted estimator.
         """
         self._validate_params()
+        if self.lr_schedule != "constant" and self.reduce_lr_on_plateau:
+            raise ValueError(
+                f"lr_schedule={self.lr_schedule!r} sets the learning rate of every step; "
+                "it cannot be combined with reduce_lr_on_plateau."
+            )
         continuing = self.warm_start and hasattr(self, "model_")
         X, y = self._validate_X_y(X, y, reset=not continuing)
         y_enc = self._encode_y(y, refit=not continuing)
@@ -331,11 +346,14 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
                 augmentation=self.augmentation,
                 seed=int(seeds[0]),
             )
+            n_fit = len(y_enc) - int(round(len(y_enc) * self.validation_fraction))
             self.model_ = _training.compile_model(
                 model,
                 n_classes=len(self.classes_),
                 optimizer=self.optimizer,
                 learning_rate=self.learning_rate,
+                lr_schedule=self.lr_schedule,
+                decay_steps=self.epochs * -(-n_fit // self.batch_size),
             )
             self.history_ = {}
             # A view of the network that outputs logits, shared weights.

@@ -116,9 +116,17 @@ def predict_logits(logits_model, X, *, batch_size, workers=1):
     return np.asarray(out, dtype=np.float64)
 
 
-def compile_model(model, *, n_classes, optimizer, learning_rate):
-    """Compile ``model`` with the loss that matches its output layer."""
+def compile_model(model, *, n_classes, optimizer, learning_rate, lr_schedule="constant",
+                  decay_steps=None):
+    """Compile ``model`` with the loss that matches its output layer.
+
+    ``lr_schedule="cosine"`` decays the rate to 1% over ``decay_steps``.
+    """
     keras = import_keras()
+    if lr_schedule == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            learning_rate, decay_steps=max(int(decay_steps), 1), alpha=0.01
+        )
     if isinstance(optimizer, str):
         opt = keras.optimizers.get(
             {"class_name": optimizer, "config": {"learning_rate": learning_rate}}

@@ -78,3 +78,22 @@ def test_builder_as_scikeras_model():
     assert proba.shape == (5, 2)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
     assert set(clf.predict(X)) <= {0, 1}
+
+
+def test_inputs_are_centred_without_parameters():
+    keras_model = build_pneumonia_cnn((32, 32, 1), conv_filters=(4,), seed=0)
+    center = keras_model.get_layer("center")
+    assert center.count_params() == 0
+    out = center(np.array([[[[0.0]], [[1.0]]]], dtype="float32"))
+    np.testing.assert_allclose(np.asarray(out).ravel(), [-1.0, 1.0])
+    plain = build_pneumonia_cnn((32, 32, 1), conv_filters=(4,), center_inputs=False)
+    assert "center" not in [layer.name for layer in plain.layers]
+    assert plain.count_params() == keras_model.count_params()
+
+
+def test_augmentation_runs_before_centring():
+    model = build_pneumonia_cnn((32, 32, 1), conv_filters=(4,), augmentation="light")
+    names = [layer.name for layer in model.layers]
+    first_aug = min(i for i, layer in enumerate(model.layers)
+                    if layer.__class__.__name__.startswith("Random"))
+    assert first_aug < names.index("center")

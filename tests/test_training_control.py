@@ -33,9 +33,24 @@ def test_checkpoint_resumes_interrupted_fit(xrays, tmp_path):
 
 def test_reduce_lr_on_plateau_records_learning_rate(xrays):
     X, y = xrays
-    clf = small_cnn(epochs=6, reduce_lr_on_plateau=1, learning_rate=0.5).fit(X, y)
+    clf = small_cnn(epochs=6, reduce_lr_on_plateau=1, learning_rate=0.5,
+                    lr_schedule="constant").fit(X, y)
     lr = clf.history_["learning_rate"]
     assert len(lr) == 6 and min(lr) < 0.5
+
+
+def test_cosine_schedule_decays_to_one_percent(xrays):
+    X, y = xrays
+    clf = small_cnn(epochs=2, lr_schedule="cosine", learning_rate=0.01).fit(X, y)
+    opt = clf.model_.optimizer
+    assert float(opt.learning_rate) == pytest.approx(1e-4, rel=1e-3)
+    assert opt.iterations.numpy() == 2 * -(-len(y) // 16)
+
+
+def test_cosine_schedule_and_plateau_conflict(xrays):
+    X, y = xrays
+    with pytest.raises(ValueError, match="cannot be combined"):
+        small_cnn(lr_schedule="cosine", reduce_lr_on_plateau=2).fit(X, y)
 
 
 def test_calibration_of_frozen_cnn(xrays):

@@ -75,6 +75,7 @@ def add_model_arguments(parser):
                        help="training epochs (default: PneumoniaCNN's)")
     group.add_argument("--batch-size", type=int, default=None)
     group.add_argument("--learning-rate", type=float, default=None)
+    group.add_argument("--lr-schedule", choices=["constant", "cosine"], default=None)
     group.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=None,
                        help="batch normalisation after each convolution")
     group.add_argument("--activation", default=None, help="e.g. relu or swish")
@@ -137,6 +138,7 @@ def make_pipeline(args):
         "activation": args.activation,
         "dropout": args.dropout,
         "learning_rate": args.learning_rate,
+        "lr_schedule": args.lr_schedule,
         "batch_norm": args.batch_norm,
     }
     cnn.set_params(**{k: v for k, v in overrides.items() if v is not None})
