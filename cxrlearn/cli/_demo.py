@@ -29,6 +29,9 @@ def add_parser(sub):
                         "instead of the synthetic set")
     parser.add_argument("--n-samples", type=int, default=480,
                         help="synthetic training images (default: %(default)s)")
+    parser.add_argument("--class-sep", type=float, default=3.0,
+                        help="strength of the synthetic infiltrates; higher is easier "
+                        "(default: %(default)s; 1.0 is subtle)")
     parser.add_argument("--out", default="demo-output/pneumonia_pipeline.joblib",
                         help="where to save the fitted pipeline (default: %(default)s)")
     add_model_arguments(parser)
@@ -36,7 +39,7 @@ def add_parser(sub):
     return parser
 
 
-def _synthetic_folders(out_dir, n_samples, image_size, random_state):
+def _synthetic_folders(out_dir, n_samples, image_size, random_state, class_sep):
     from ..datasets import write_synthetic_xray_directory
 
     if n_samples < 20:
@@ -45,9 +48,9 @@ def _synthetic_folders(out_dir, n_samples, image_size, random_state):
     n_val = max(n_samples // 4, 20)
     status(f"writing {n_samples} + {n_val} SYNTHETIC X-rays to {root}")
     write_synthetic_xray_directory(root / "train", n_samples, image_size,
-                                   random_state=random_state)
+                                   class_sep=class_sep, random_state=random_state)
     write_synthetic_xray_directory(root / "val", n_val, image_size,
-                                   random_state=random_state + 1)
+                                   class_sep=class_sep, random_state=random_state + 1)
     return root / "train", root / "val"
 
 
@@ -55,7 +58,7 @@ def run(args):
     out = Path(args.out)
     if args.data is None:
         train_dir, val_dir = _synthetic_folders(out.parent, args.n_samples, args.image_size,
-                                                args.random_state)
+                                                args.random_state, args.class_sep)
     else:
         train_dir, val_dir = find_splits(args.data)
     train_paths, train_labels = load_folder(train_dir)
