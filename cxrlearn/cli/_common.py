@@ -159,39 +159,35 @@ def positive_label(classes):
     return classes[-1]
 
 
-def atomic_dump(obj, path):
-    """``joblib.dump`` to a temporary file, then rename it into place.
+def _atomic_write(path, write):
+    """Call ``write(tmp_path)`` then rename the temporary file to ``path``.
 
-    An interrupted save never leaves a half-written model at ``path``.
+    An interrupted write never leaves a half-written file at ``path``, and
+    the temporary file is removed whatever happens.
     """
-    import joblib
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     try:
-        joblib.dump(obj, tmp)
+        write(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def atomic_dump(obj, path):
+    """``joblib.dump`` to a temporary file, then rename it into place."""
+    import joblib
+
+    return _atomic_write(path, lambda tmp: joblib.dump(obj, tmp))
 
 
 def atomic_write_text(text, path):
     """Write ``text`` to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return _atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def dumps_json(obj):
