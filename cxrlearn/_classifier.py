@@ -73,7 +73,8 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         ``"cosine"`` decays the learning rate along a cosine from
         ``learning_rate`` to 1% of it over the ``epochs`` of one fit
         (:class:`keras.optimizers.schedules.CosineDecay`); it cannot be
-        combined with ``reduce_lr_on_plateau``.
+        combined with ``reduce_lr_on_plateau``. A warm-started fit keeps the
+        optimizer, so it continues at the final, decayed rate.
     optimizer : str or keras.optimizers.Optimizer, default="adam"
         A Keras optimizer name or instance (an instance is copied from its
         configuration at each fit; its own learning rate is used).
