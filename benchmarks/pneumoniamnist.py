@@ -59,7 +59,6 @@ def main(argv=None):
         class_weight="balanced",
         epochs=args.epochs,
         batch_size=64,
-        reduce_lr_on_plateau=3,
         random_state=args.random_state,
     )
     t0 = time.perf_counter()
