@@ -18,11 +18,9 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from ._training import is_lazy as _is_lazy
+
 __all__ = ["PneumoniaCNN"]
-
-
-def _is_lazy(X):
-    return hasattr(X, "load") and hasattr(X, "paths")
 
 
 class PneumoniaCNN(ClassifierMixin, BaseEstimator):

@@ -15,6 +15,7 @@ from .utils import import_keras
 
 __all__ = [
     "compile_model",
+    "is_lazy",
     "load_model_bytes",
     "logits_model",
     "make_callbacks",
@@ -25,9 +26,12 @@ __all__ = [
 ]
 
 
-def _is_lazy(X):
-    # Avoid importing the loader here: anything with ``load`` and ``paths``
-    # is a lazy image source (see cxrlearn._loading.LazyImages).
+def is_lazy(X):
+    """Whether ``X`` is a lazy image source (``cxrlearn.LazyImages`` or alike).
+
+    Duck-typed so that this module need not import the loader: anything
+    with ``load`` and ``paths`` is decoded batch by batch.
+    """
     return hasattr(X, "load") and hasattr(X, "paths")
 
 
@@ -80,7 +84,7 @@ def make_training_data(X, y, sample_weight, *, batch_size, seed, shuffle=True, w
     operation seed (reproducible without touching global seeds); lazy image
     sources become a prefetching :class:`keras.utils.PyDataset`.
     """
-    if _is_lazy(X):
+    if is_lazy(X):
         return _lazy_batches_class()(
             X, y, sample_weight, batch_size, seed, shuffle, workers
         )
@@ -95,7 +99,7 @@ def make_training_data(X, y, sample_weight, *, batch_size, seed, shuffle=True, w
 
 def make_prediction_data(X, *, batch_size, workers=1):
     """Return what ``model.predict`` consumes for ``X`` (array or lazy)."""
-    if _is_lazy(X):
+    if is_lazy(X):
         return _lazy_batches_class()(X, None, None, batch_size, 0, False, workers)
     return X
 
@@ -109,7 +113,7 @@ def logits_model(model):
 def predict_logits(logits_model, X, *, batch_size, workers=1):
     """Pre-activation outputs of a :func:`logits_model` view, as float64."""
     data = make_prediction_data(X, batch_size=batch_size, workers=workers)
-    if _is_lazy(X):
+    if is_lazy(X):
         out = logits_model.predict(data, verbose=0)
     else:
         out = logits_model.predict(data, batch_size=batch_size, verbose=0)

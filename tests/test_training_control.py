@@ -116,10 +116,10 @@ def test_imbalanced_default_model_does_not_collapse():
     """The default PneumoniaCNN on a 1:9 imbalanced set (study lesson 1)."""
     from cxrlearn import PneumoniaCNN
 
-    X, y = make_synthetic_xrays(400, image_size=176, weights=[0.1, 0.9], random_state=2,
-                                class_sep=2.0)
+    X, y = make_synthetic_xrays(600, image_size=176, weights=[0.1, 0.9], random_state=2,
+                                class_sep=3.0)
     Xv, yv = make_synthetic_xrays(200, image_size=176, weights=[0.1, 0.9], random_state=3,
-                                  class_sep=2.0)
+                                  class_sep=3.0)
     clf = PneumoniaCNN(random_state=0).fit(X, y)
     pred = clf.predict(Xv)
     assert balanced_accuracy_score(yv, pred) > 0.7
