@@ -330,6 +330,8 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
 
         from . import _training
 
+        target = y_enc.astype(np.float32 if len(self.classes_) == 2 else np.int32)
+        fit_data, val_data = self._split(X, target, weights, seeds[1])
         if not continuing:
             from .networks import build_pneumonia_cnn
 
@@ -345,21 +347,18 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
                 augmentation=self.augmentation,
                 seed=int(seeds[0]),
             )
-            n_fit = len(y_enc) - int(round(len(y_enc) * self.validation_fraction))
             self.model_ = _training.compile_model(
                 model,
                 n_classes=len(self.classes_),
                 optimizer=self.optimizer,
                 learning_rate=self.learning_rate,
                 lr_schedule=self.lr_schedule,
-                decay_steps=self.epochs * -(-n_fit // self.batch_size),
+                decay_steps=self.epochs * -(-len(fit_data[1]) // self.batch_size),
             )
             self.history_ = {}
             # A view of the network that outputs logits, shared weights.
             self._logits_model = _training.logits_model(self.model_)
 
-        target = y_enc.astype(np.float32 if len(self.classes_) == 2 else np.int32)
-        fit_data, val_data = self._split(X, target, weights, seeds[1])
         workers = self.n_jobs or 1
         train = _training.make_training_data(
             *fit_data, batch_size=self.batch_size, seed=seeds[2], workers=workers
