@@ -28,6 +28,7 @@ docs: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/overhead.py
+	$(PY) benchmarks/allocator.py
 	$(PY) benchmarks/loading.py
 
 clean:
