@@ -18,6 +18,7 @@ _LAZY = {
     "ImageLoadError": "._decoders",
     "OperatingPointClassifier": "._thresholds",
     "make_operating_point_scorer": "._thresholds",
+    "threshold_for_balanced_accuracy": "._thresholds",
     "threshold_for_sensitivity": "._thresholds",
     "threshold_for_specificity": "._thresholds",
 }

@@ -42,6 +42,7 @@ from .metrics import sensitivity_score, specificity_score
 __all__ = [
     "OperatingPointClassifier",
     "make_operating_point_scorer",
+    "threshold_for_balanced_accuracy",
     "threshold_for_sensitivity",
     "threshold_for_specificity",
 ]
@@ -183,6 +184,61 @@ def threshold_for_specificity(y_true, y_score, target, *, pos_label=1):
     fpr, _, thresholds = _binary_roc(y_true, y_score, pos_label)
     # specificity is non-increasing as the threshold decreases: take the last hit.
     index = np.flatnonzero(1.0 - fpr >= target - _RATE_TOL)[-1]
+    return float(thresholds[index])
+
+
+def threshold_for_balanced_accuracy(y_true, y_score, *, pos_label=1):
+    """Threshold with the best balanced accuracy on the given data.
+
+    Balanced accuracy is the mean of sensitivity and specificity, so this
+    is the threshold that maximises Youden's J statistic
+    (``sensitivity + specificity - 1``): the point of the ROC curve farthest
+    above the diagonal. Unlike plain accuracy it does not depend on the
+    class mix of the validation set, so the threshold carries over to
+    patients with another prevalence of pneumonia. The search is exact
+    over every distinct score (:func:`sklearn.metrics.roc_curve`); among
+    equally good thresholds the highest (the most specific) is returned.
+
+    Choose the threshold on validation data or out-of-fold predictions,
+    never on the test set: the balanced accuracy it reaches on the data it
+    was chosen on is optimistic.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True labels of the validation samples; both classes must be present.
+    y_score : array-like of shape (n_samples,)
+        Probability (or score) of `pos_label`.
+    pos_label : int, str or bool, default=1
+        The label of the positive (disease) class.
+
+    Returns
+    -------
+    float
+        One of the values of `y_score`.
+
+    Raises
+    ------
+    ValueError
+        If `y_true` does not hold exactly two classes including `pos_label`.
+
+    See Also
+    --------
+    threshold_for_sensitivity : The threshold for a clinical sensitivity.
+    sklearn.model_selection.TunedThresholdClassifierCV : Grid search of a
+        threshold for any scorer (``scoring="balanced_accuracy"``).
+
+    Examples
+    --------
+    >>> from cxrlearn import threshold_for_balanced_accuracy
+    >>> y_val = [0, 0, 0, 1, 0, 1, 1, 1]
+    >>> score = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
+    >>> threshold_for_balanced_accuracy(y_val, score)
+    0.6
+    """
+    fpr, tpr, thresholds = _binary_roc(y_true, y_score, pos_label)
+    # thresholds decrease along the curve: argmax keeps the highest of ties
+    index = int(np.argmax(tpr - fpr))
     return float(thresholds[index])
 
 

@@ -11,7 +11,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.datasets import make_classification
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import brier_score_loss
+from sklearn.metrics import balanced_accuracy_score, brier_score_loss
 from sklearn.model_selection import (
     GroupKFold,
     TunedThresholdClassifierCV,
@@ -23,6 +23,7 @@ from cxrlearn._thresholds import (
     OperatingPointClassifier,
     _operating_point_score,
     make_operating_point_scorer,
+    threshold_for_balanced_accuracy,
     threshold_for_sensitivity,
     threshold_for_specificity,
 )
@@ -89,6 +90,43 @@ def test_threshold_for_specificity_meets_target_and_is_minimal(seed, target):
     lower = score[score < threshold]
     if lower.size:  # the next distinct score down misses the target
         assert _spec(y, score, lower.max()) < target
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_threshold_for_balanced_accuracy_is_the_brute_force_optimum(seed):
+    y, score = _random_problem(seed)
+    threshold = threshold_for_balanced_accuracy(y, score)
+    assert threshold in score
+
+    def bacc(t):
+        return balanced_accuracy_score(y, score >= t)
+
+    candidates = np.unique(score)
+    best = max(bacc(t) for t in candidates)
+    assert bacc(threshold) == pytest.approx(best, abs=1e-12)
+    # ties go to the highest (most specific) threshold
+    assert threshold == max(t for t in candidates if bacc(t) >= best - 1e-12)
+
+
+def test_threshold_for_balanced_accuracy_ignores_the_class_mix():
+    # Duplicating every negative changes plain accuracy's optimum, not this one.
+    rng = np.random.RandomState(0)
+    y = np.r_[np.zeros(100, int), np.ones(100, int)]
+    score = np.round(np.clip(0.35 * y + rng.rand(200) * 0.65, 0, 1), 3)
+    negatives = y == 0
+    y2 = np.r_[y, y[negatives], y[negatives]]
+    score2 = np.r_[score, score[negatives], score[negatives]]
+    assert threshold_for_balanced_accuracy(y, score) == threshold_for_balanced_accuracy(
+        y2, score2
+    )
+
+
+def test_threshold_for_balanced_accuracy_string_labels():
+    y = np.array(["NORMAL", "NORMAL", "PNEUMONIA", "NORMAL", "PNEUMONIA"])
+    score = [0.1, 0.3, 0.4, 0.6, 0.9]
+    assert threshold_for_balanced_accuracy(y, score, pos_label="PNEUMONIA") == 0.4
+    with pytest.raises(ValueError, match="pos_label"):
+        threshold_for_balanced_accuracy(y, score, pos_label=1)
 
 
 def test_thresholds_monotonic_in_target():
