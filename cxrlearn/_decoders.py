@@ -95,6 +95,7 @@ class DecodeSpec(NamedTuple):
     resize: str  # "stretch", "pad" or "crop"
     interpolation: str  # a key of RESAMPLING
     dtype: str  # a floating dtype name
+    intensity: str = "raw"  # "raw", "stretch" or "equalize"
 
 
 def decode_file(path, spec, max_pixels=None):
@@ -305,6 +306,41 @@ def _fit(im, spec):
     return canvas
 
 
+#: Percentiles mapped to 0 and 1 by ``intensity="stretch"``.
+STRETCH_PERCENTILES = (1.0, 99.0)
+
+#: Grey levels of the histogram used by ``intensity="equalize"``.
+EQUALIZE_LEVELS = 256
+
+
+def _normalize_intensity(arr, mode):
+    """Per-image intensity normalisation of a float image on [0, 1].
+
+    ``"stretch"`` maps the 1st and 99th percentiles linearly to 0 and 1
+    (clipping the tails); ``"equalize"`` applies histogram equalisation
+    (each pixel goes to the fraction of pixels darker than it, over
+    :data:`EQUALIZE_LEVELS` grey levels). Both use one mapping for all the
+    channels, so grey stays grey; a constant image becomes all zeros.
+    """
+    if mode == "raw":
+        return arr
+    if mode == "stretch":
+        low, high = np.percentile(arr, STRETCH_PERCENTILES)
+        if high <= low:
+            return np.zeros_like(arr)
+        return np.clip((arr - low) / (high - low), 0.0, 1.0).astype(arr.dtype, copy=False)
+    levels = EQUALIZE_LEVELS
+    index = np.minimum((arr * levels).astype(np.intp), levels - 1)
+    hist = np.bincount(index.ravel(), minlength=levels)
+    cdf = np.cumsum(hist)
+    darkest = cdf[np.flatnonzero(hist)[0]]  # pixels at the lowest level present
+    span = cdf[-1] - darkest
+    if span == 0:
+        return np.zeros_like(arr)
+    lut = np.clip((cdf - darkest) / span, 0.0, 1.0).astype(arr.dtype)
+    return lut[index]
+
+
 def _to_array(im, spec):
     arr = np.asarray(im)
     dtype = np.dtype(spec.dtype)
@@ -313,6 +349,7 @@ def _to_array(im, spec):
         out /= dtype.type(255)
     else:  # float (F) images are already on [0, 1]; interpolation may overshoot
         out = np.clip(arr, 0.0, 1.0).astype(dtype, copy=False)
+    out = _normalize_intensity(out, spec.intensity)
     if out.ndim == 2:
         out = out[:, :, np.newaxis]
     if spec.color_mode == "rgb" and out.shape[2] == 1:

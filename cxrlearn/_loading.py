@@ -126,6 +126,14 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         Downscaling is antialiased.
     dtype : {"float32", "float64", "float16"}, default="float32"
         Output dtype. 8-bit data is divided by 255 and 16-bit data by 65535.
+    intensity : {"raw", "stretch", "equalize"}, default="raw"
+        Per-image intensity normalisation, applied to the resized image.
+        ``"raw"`` keeps the file's grey levels; ``"stretch"`` maps the 1st
+        and 99th percentiles of each image to 0 and 1; ``"equalize"``
+        equalises each image's histogram (256 levels), so that over- and
+        under-exposed films, and films from other machines, reach the
+        network with the same spread of grey levels. ``cxrlearn train`` uses
+        ``"equalize"`` (see the recipe in the documentation).
     n_jobs : int, default=None
         Files decoded in parallel with :class:`joblib.Parallel`. Threads are
         preferred (Pillow releases the GIL while decoding and resizing); a
@@ -191,6 +199,7 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         "resize": [StrOptions({"stretch", "pad", "crop"})],
         "interpolation": [StrOptions(set(RESAMPLING))],
         "dtype": [StrOptions({"float16", "float32", "float64"})],
+        "intensity": [StrOptions({"raw", "stretch", "equalize"})],
         "n_jobs": [numbers.Integral, None],
         "memory": [None, str, os.PathLike, HasMethods(["cache"])],
         "max_pixels": [Interval(numbers.Integral, 1, None, closed="left"), None],
@@ -205,6 +214,7 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         resize="stretch",
         interpolation="bilinear",
         dtype="float32",
+        intensity="raw",
         n_jobs=None,
         memory=None,
         max_pixels=DEFAULT_MAX_PIXELS,
@@ -215,6 +225,7 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         self.resize = resize
         self.interpolation = interpolation
         self.dtype = dtype
+        self.intensity = intensity
         self.n_jobs = n_jobs
         self.memory = memory
         self.max_pixels = max_pixels
@@ -308,7 +319,13 @@ LazyImages
     def _spec(self):
         height, width = self._output_size()
         return DecodeSpec(
-            height, width, self.color_mode, self.resize, self.interpolation, self.dtype
+            height,
+            width,
+            self.color_mode,
+            self.resize,
+            self.interpolation,
+            self.dtype,
+            self.intensity,
         )
 
     def _output_shape(self, n):

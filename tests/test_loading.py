@@ -791,3 +791,74 @@ def test_truncation_detected_even_if_pillow_check_is_off(tmp_path, monkeypatch, 
     # complete files (with an EXIF thumbnail-free JPEG and PNGs) still load
     whole = save(tmp_path / "whole.jpeg", gray(30, 30, 100))
     assert ImageLoader(8).transform(png_paths + [whole]).shape == (7, 8, 8, 3)
+
+
+# ------------------------------------------------------------------ intensity
+def _ramp(h=16, w=64, low=60, high=140):
+    """A horizontal grey ramp using only levels in [low, high]: a dull film."""
+    return np.tile(np.linspace(low, high, w).round().astype(np.uint8), (h, 1))
+
+
+def test_intensity_raw_keeps_grey_levels(tmp_path):
+    path = save(tmp_path / "a.png", _ramp())
+    X = ImageLoader((16, 64), color_mode="grayscale").transform([path])
+    assert X.min() == pytest.approx(60 / 255) and X.max() == pytest.approx(140 / 255)
+
+
+def test_intensity_stretch_maps_percentiles_to_0_and_1(tmp_path):
+    arr = _ramp()
+    path = save(tmp_path / "a.png", arr)
+    X = ImageLoader((16, 64), color_mode="grayscale", intensity="stretch").transform([path])
+    raw = arr / 255
+    low, high = np.percentile(raw, [1, 99])
+    np.testing.assert_allclose(X[0, :, :, 0], np.clip((raw - low) / (high - low), 0, 1),
+                               atol=1e-6)
+    assert X.min() == 0.0 and X.max() == 1.0
+
+
+def test_intensity_equalize_flattens_the_histogram_and_keeps_order(tmp_path):
+    arr = _ramp()
+    path = save(tmp_path / "a.png", arr)
+    X = ImageLoader((16, 64), color_mode="grayscale", intensity="equalize").transform([path])
+    out = X[0, :, :, 0]
+    assert out.min() == 0.0 and out.max() == 1.0
+    # monotone: a brighter input pixel never becomes darker
+    order = np.argsort(arr[0], kind="stable")
+    assert np.all(np.diff(out[0][order]) >= 0)
+    # uniform output: each decile of [0, 1] holds about a tenth of the pixels
+    counts, _ = np.histogram(out, bins=10, range=(0, 1))
+    assert counts.min() > 0.05 * out.size and counts.max() < 0.15 * out.size
+
+
+def test_intensity_equalize_undoes_an_exposure_change(tmp_path):
+    """The same film, darker and with less contrast, equalises to the same image."""
+    rng = np.random.default_rng(0)
+    film = rng.integers(0, 256, size=(32, 32)).astype(np.uint8)
+    dull = (40 + film.astype(float) * 0.5).round().astype(np.uint8)  # monotone remap
+    paths = [save(tmp_path / "film.png", film), save(tmp_path / "dull.png", dull)]
+    raw = ImageLoader((32, 32), color_mode="grayscale").transform(paths)
+    eq = ImageLoader((32, 32), color_mode="grayscale", intensity="equalize").transform(paths)
+    assert np.abs(raw[0] - raw[1]).mean() > 0.1
+    # a 2:1 merge of grey levels moves each pixel by at most a few levels
+    assert np.abs(eq[0] - eq[1]).mean() < 0.01
+
+
+@pytest.mark.parametrize("intensity", ["stretch", "equalize"])
+def test_intensity_constant_image_is_zero_and_rgb_stays_grey(tmp_path, intensity):
+    flat = save(tmp_path / "flat.png", gray(8, 8, 90))
+    X = ImageLoader((8, 8), color_mode="rgb", intensity=intensity).transform([flat])
+    assert np.all(X == 0)
+    ramp = save(tmp_path / "ramp.png", _ramp())
+    X = ImageLoader((16, 64), color_mode="rgb", intensity=intensity).transform([ramp])
+    np.testing.assert_array_equal(X[..., 0], X[..., 1])
+    np.testing.assert_array_equal(X[..., 0], X[..., 2])
+
+
+def test_intensity_is_part_of_the_cache_key(tmp_path):
+    path = save(tmp_path / "a.png", _ramp())
+    memory = joblib.Memory(tmp_path / "cache", verbose=0)
+    raw = ImageLoader((16, 64), memory=memory).transform([path])
+    eq = ImageLoader((16, 64), memory=memory, intensity="equalize").transform([path])
+    assert not np.allclose(raw, eq)
+    with pytest.raises(ValueError, match="intensity"):
+        ImageLoader(intensity="clahe").fit([path])

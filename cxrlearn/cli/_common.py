@@ -71,6 +71,8 @@ def add_model_arguments(parser):
                        help="square image side in pixels (default: %(default)s)")
     group.add_argument("--color-mode", choices=["grayscale", "rgb"], default="grayscale",
                        help="channels fed to the network (default: %(default)s)")
+    group.add_argument("--intensity", choices=["raw", "stretch", "equalize"], default="raw",
+                       help="per-image intensity normalisation (default: %(default)s)")
     group.add_argument("--epochs", type=int, default=None,
                        help="training epochs (default: PneumoniaCNN's)")
     group.add_argument("--batch-size", type=int, default=None)
@@ -126,6 +128,7 @@ def make_pipeline(args):
     loader = ImageLoader(
         image_size=(args.image_size, args.image_size),
         color_mode=args.color_mode,
+        intensity=args.intensity,
         n_jobs=args.n_jobs,
         memory=args.cache,
         lazy=args.stream,
