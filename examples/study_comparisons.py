@@ -68,7 +68,8 @@ def main(argv=None):
         paths, labels = paths[keep], labels[keep]
     base = Pipeline([
         ("loader", ImageLoader(image_size=args.image_size, color_mode="grayscale",
-                               n_jobs=2, memory=REPO / ".cxrlearn-cache")),
+                               intensity="equalize", n_jobs=2,
+                               memory=REPO / ".cxrlearn-cache")),
         ("cnn", PneumoniaCNN(epochs=args.epochs, class_weight="balanced", random_state=0)),
     ])
     factors = args.only.split(",") if args.only else list(VARIANTS)
@@ -98,7 +99,7 @@ def main(argv=None):
             print(rows[-1], flush=True)
     table = "\n".join(rows)
     print(f"\ntrain {len(paths)} images, val {len(val_paths)}, {args.epochs} epochs, "
-          f"{args.image_size}px grayscale\n")
+          f"{args.image_size}px grayscale, equalised\n")
     print(table)
     if args.out:
         Path(args.out).write_text(table + "\n")

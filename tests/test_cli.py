@@ -78,6 +78,9 @@ def test_train_saves_pipeline_and_reports_val(trained, capsys, folder):
     pipe = joblib.load(trained)
     assert list(pipe.named_steps) == ["loader", "cnn"]
     assert list(pipe.classes_) == ["NORMAL", "PNEUMONIA"]
+    loader = pipe.named_steps["loader"]  # the recipe's loader settings
+    assert (loader.image_size, loader.color_mode, loader.intensity) == (
+        (176, 176), "grayscale", "equalize")
 
 
 def test_evaluate_json(trained, folder, capsys):

@@ -19,7 +19,8 @@ def test_default_pipeline_learns_real_xrays(data_dir):
     val_paths, val_labels = load_image_directory(root / "val")
     keep = np.sort(np.random.default_rng(0).permutation(len(paths))[:800])
     pipe = Pipeline([
-        ("loader", ImageLoader(image_size=176, color_mode="grayscale", n_jobs=2)),
+        ("loader", ImageLoader(image_size=176, color_mode="grayscale", intensity="equalize",
+                               n_jobs=2)),
         ("cnn", PneumoniaCNN(random_state=0)),
     ]).fit(paths[keep], labels[keep])
     score = pipe.predict_proba(val_paths)[:, 1]

@@ -71,7 +71,7 @@ def add_model_arguments(parser):
                        help="square image side in pixels (default: %(default)s)")
     group.add_argument("--color-mode", choices=["grayscale", "rgb"], default="grayscale",
                        help="channels fed to the network (default: %(default)s)")
-    group.add_argument("--intensity", choices=["raw", "stretch", "equalize"], default="raw",
+    group.add_argument("--intensity", choices=["raw", "stretch", "equalize"], default="equalize",
                        help="per-image intensity normalisation (default: %(default)s)")
     group.add_argument("--epochs", type=int, default=None,
                        help="training epochs (default: PneumoniaCNN's)")
