@@ -29,26 +29,14 @@ import sys
 
 def child(args):
     """Train once in this process and print one JSON line of figures."""
-    import time
+    from _timing import epoch_timer  # benchmarks/_timing.py
 
     from cxrlearn import PneumoniaCNN
     from cxrlearn.datasets import make_synthetic_xrays
     from cxrlearn.utils import import_keras
 
-    keras = import_keras()
-
-    class EpochTimer(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self.durations = []
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._t0 = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.durations.append(time.perf_counter() - self._t0)
-
     X, y = make_synthetic_xrays(args.n_images, image_size=args.image_size, random_state=0)
-    timer = EpochTimer()
+    timer = epoch_timer(import_keras())
     t0 = os.times()
     PneumoniaCNN(epochs=args.epochs, callbacks=[timer], random_state=0).fit(X, y)
     t1 = os.times()

@@ -14,25 +14,11 @@ Usage::
 import argparse
 import os
 import statistics
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
-
-
-def _epoch_timer(keras):
-    class EpochTimer(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self.durations = []
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._t0 = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.durations.append(time.perf_counter() - self._t0)
-
-    return EpochTimer()
+from _timing import epoch_timer  # noqa: E402  (benchmarks/_timing.py)
 
 
 def main(argv=None):
@@ -57,13 +43,13 @@ def main(argv=None):
     def run_keras():
         model = build_pneumonia_cnn(X.shape[1:], 2, seed=0)
         model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy")
-        timer = _epoch_timer(keras)
+        timer = epoch_timer(keras)
         model.fit(X, y01, batch_size=args.batch_size, epochs=args.epochs, shuffle=True,
                   callbacks=[timer], verbose=0)
         return n / statistics.median(timer.durations[1:])
 
     def run_cxrlearn():
-        timer = _epoch_timer(keras)
+        timer = epoch_timer(keras)
         PneumoniaCNN(epochs=args.epochs, batch_size=args.batch_size, callbacks=[timer],
                      random_state=0).fit(X, y)
         return n / statistics.median(timer.durations[1:])

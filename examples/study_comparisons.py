@@ -4,8 +4,9 @@ One factor at a time around a base recipe, as in the study's tuning
 history: ReLU vs Swish, dropout on vs off, one vs two dense layers,
 augmentation on vs off, and class weights (none, normal x1.2, normal x2,
 balanced). Variants equal to the base recipe (the library's defaults, with
-``--epochs`` epochs) share one training run. Each variant trains on ``kermany224/train`` and is measured on
-``kermany224/val`` (split by patient); nothing is chosen on any other data.
+``--epochs`` epochs) share one training run. Each variant trains on
+``kermany224/train`` and is measured on ``kermany224/val`` (split by
+patient); nothing is chosen on any other data.
 Prints a Markdown table (ROC-AUC, accuracy, sensitivity, specificity at
 0.5, training time) and writes it with ``--out``.
 
