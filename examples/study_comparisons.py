@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 VARIANTS = {
     "activation": [{"activation": "relu"}, {"activation": "swish"}],
     "dropout": [{"dropout": 0.5}, {"dropout": 0.0}],
-    "dense layers": [{"dense_units": (256, 8)}, {"dense_units": (256,)}],
+    "dense layers": [{"dense_units": (256,)}, {"dense_units": (256, 8)}],
     "augmentation": [{"augmentation": None}, {"augmentation": "light"}],
     "class weight": [
         {"class_weight": None},

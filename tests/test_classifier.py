@@ -99,13 +99,24 @@ def test_default_network_is_the_study_model():
 
     params = PneumoniaCNN().get_params()
     assert params["conv_filters"] == (32, 64, 64, 128, 128)
-    assert params["dense_units"][0] == 256 and len(params["dense_units"]) == 2
+    assert params["dense_units"] == (256,)
     model = build_pneumonia_cnn((300, 300, 3))
-    assert abs(model.count_params() - 311_000) / 311_000 < 0.01
+    # the study's "about 311k" parameters
+    assert abs(model.count_params() - 311_000) / 311_000 < 0.001
     strides = [layer.strides[0] for layer in model.layers if layer.name.startswith("conv")]
     assert strides == [1, 1, 2, 2, 2]
+    assert [layer.units for layer in model.layers if layer.name.startswith("dense")] == [256]
     n_dropout = sum(layer.name.startswith("dropout") for layer in model.layers)
-    assert n_dropout == 2
+    assert n_dropout == 1
+
+
+def test_study_two_layer_head():
+    from cxrlearn.networks import build_pneumonia_cnn
+
+    model = build_pneumonia_cnn((300, 300, 3), dense_units=(256, 8))
+    assert [layer.units for layer in model.layers if layer.name.startswith("dense")] == [256, 8]
+    assert sum(layer.name.startswith("dropout") for layer in model.layers) == 2
+    assert model.count_params() == 312_849  # 256 + 8 units: no "about 311k"
 
 
 # ------------------------------------------------------------------- errors

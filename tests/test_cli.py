@@ -83,6 +83,34 @@ def test_train_saves_pipeline_and_reports_val(trained, capsys, folder):
         (176, 176), "grayscale", "equalize")
 
 
+@pytest.mark.parametrize("value, expected", [
+    (None, (256,)), ("256", (256,)), ("256,8", (256, 8)), ("none", ()),
+])
+def test_dense_units_option(value, expected):
+    import argparse
+
+    from cxrlearn.cli._common import add_model_arguments, make_pipeline
+
+    parser = add_model_arguments(argparse.ArgumentParser())
+    args = parser.parse_args([] if value is None else ["--dense-units", value])
+    cnn = make_pipeline(args).named_steps["cnn"]
+    assert cnn.dense_units == expected
+    assert cnn.epochs == 7  # the recipe's default when --epochs is not given
+
+
+@pytest.mark.parametrize("value", ["abc", "256,0", "256,"])
+def test_dense_units_option_rejects(value, capsys):
+    import argparse
+
+    from cxrlearn.cli._common import add_model_arguments
+
+    parser = add_model_arguments(argparse.ArgumentParser())
+    with pytest.raises(SystemExit) as exc:
+        parser.parse_args(["--dense-units", value])
+    assert exc.value.code == 2
+    assert "--dense-units" in capsys.readouterr().err
+
+
 def test_evaluate_json(trained, folder, capsys):
     assert main(["evaluate", str(trained), str(folder / "val"), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)

@@ -7,7 +7,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_default_pipeline_learns_real_xrays(data_dir):
-    """The default recipe (5 epochs) on 800 real training images: val ROC-AUC > 0.95."""
+    """The default recipe (7 epochs) on 800 real training images: val ROC-AUC > 0.95."""
     from sklearn.metrics import roc_auc_score
     from sklearn.pipeline import Pipeline
 

@@ -82,6 +82,8 @@ def add_model_arguments(parser):
                        help="batch normalisation after each convolution")
     group.add_argument("--activation", default=None, help="e.g. relu or swish")
     group.add_argument("--dropout", type=float, default=None)
+    group.add_argument("--dense-units", type=parse_dense_units, default=None, metavar="N[,N]",
+                       help="hidden dense layers, e.g. 256 or 256,8 (default: PneumoniaCNN's)")
     group.add_argument("--class-weight", default=None,
                        help="'balanced', 'none', or LABEL=W[,LABEL=W] e.g. NORMAL=1.2")
     group.add_argument("--augmentation", default=None,
@@ -93,6 +95,21 @@ def add_model_arguments(parser):
     group.add_argument("--n-jobs", type=int, default=2, help="decoding threads")
     group.add_argument("--random-state", type=int, default=0)
     return parser
+
+
+def parse_dense_units(text):
+    """Parse ``--dense-units``: comma-separated positive ints, or ``none``."""
+    if text.strip().lower() == "none":
+        return ()
+    try:
+        units = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers such as 256 or 256,8, got {text!r}"
+        ) from None
+    if any(u < 1 for u in units):
+        raise argparse.ArgumentTypeError(f"dense units must be positive, got {text!r}")
+    return units
 
 
 def parse_class_weight(text):
@@ -140,6 +157,7 @@ def make_pipeline(args):
         "batch_size": args.batch_size,
         "activation": args.activation,
         "dropout": args.dropout,
+        "dense_units": args.dense_units,
         "learning_rate": args.learning_rate,
         "lr_schedule": args.lr_schedule,
         "batch_norm": args.batch_norm,
