@@ -27,44 +27,9 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+from _timing import val_tracer  # noqa: E402  (benchmarks/_timing.py)
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _val_tracer(X_val, y_val):
-    """A Keras callback printing val ROC-AUC per epoch, timing itself."""
-    from sklearn.metrics import log_loss, roc_auc_score
-
-    from cxrlearn.utils import import_keras
-
-    keras = import_keras()
-    y01 = np.asarray(y_val) == "PNEUMONIA"
-
-    class ValTrace(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.seconds = 0.0
-            self.trace = []
-
-        def on_train_begin(self, logs=None):
-            self._start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            t0 = time.perf_counter()
-            p = self.model.predict(X_val, batch_size=64, verbose=0)
-            score = p[:, -1] if p.shape[1] > 1 else p[:, 0]
-            auc = roc_auc_score(y01, score)
-            loss = log_loss(y01, np.clip(score, 1e-7, 1 - 1e-7), labels=[False, True])
-            self.seconds += time.perf_counter() - t0
-            elapsed = time.perf_counter() - self._start - self.seconds
-            self.trace.append({"epoch": epoch + 1, "train_seconds": round(elapsed, 1),
-                               "val_roc_auc": round(float(auc), 5),
-                               "val_log_loss": round(float(loss), 5),
-                               "train_loss": round(float((logs or {}).get("loss", np.nan)), 5)})
-            print(f"  epoch {epoch + 1}: val ROC-AUC {auc:.4f}, val log-loss {loss:.4f} "
-                  f"after {elapsed:.0f} s of training", flush=True)
-
-    return ValTrace()
 
 
 def _cross_fitted_threshold_report(paths, labels, score, pos, n_splits=5):
@@ -114,6 +79,8 @@ def main(argv=None):
                         help="use only the first N training images (smoke runs)")
     add_model_arguments(parser)
     args = parser.parse_args(argv)
+    if args.trace_val and args.three_class:
+        parser.error("--trace-val traces the binary ROC-AUC; drop --three-class")
     args.cache = args.cache or str(REPO / ".cxrlearn-cache")
 
     root = Path(args.data) / "kermany224"
@@ -123,6 +90,7 @@ def main(argv=None):
     from cxrlearn import threshold_for_balanced_accuracy, threshold_for_sensitivity
     from cxrlearn.datasets import load_image_directory
     from cxrlearn.metrics import clinical_report, format_report, multiclass_report
+    from cxrlearn.utils import import_keras
 
     mode = "three_class" if args.three_class else "folder"
     train_paths, train_labels = load_image_directory(root / "train", label_mode=mode)
@@ -141,10 +109,9 @@ def main(argv=None):
     pipe.named_steps["loader"].transform(train_paths)  # decode once into the cache
     decode_s = time.perf_counter() - t0
     tracer = None
-    if args.trace_val and args.three_class:
-        parser.error("--trace-val traces the binary ROC-AUC; drop --three-class")
     if args.trace_val:
-        tracer = _val_tracer(pipe.named_steps["loader"].transform(val_paths), val_labels)
+        tracer = val_tracer(import_keras(), pipe.named_steps["loader"].transform(val_paths),
+                            np.asarray(val_labels) == "PNEUMONIA")
         cnn = pipe.named_steps["cnn"]
         cnn.set_params(callbacks=[*(cnn.callbacks or []), tracer])
     t0 = time.perf_counter()

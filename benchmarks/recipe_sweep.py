@@ -66,9 +66,11 @@ VARIANTS = {
 
 def _defaults():
     from cxrlearn import PneumoniaCNN
+    from cxrlearn.cli._common import DEFAULT_IMAGE_SIZE
 
     params = PneumoniaCNN().get_params()
-    params.update(image_size=176, intensity="equalize", ema_momentum=None, weight_decay=None)
+    params.update(image_size=DEFAULT_IMAGE_SIZE, intensity="equalize", ema_momentum=None,
+                  weight_decay=None)
     return params
 
 
@@ -88,9 +90,9 @@ def load_split(root, split, size, intensity, limit):
 
 
 def run_one(data, params, seed):
-    """Train one seed of one variant; return the val scores and ROC-AUC trace."""
+    """Train one seed of one variant; return val scores, ROC-AUC trace, seconds."""
     import keras
-    from sklearn.metrics import roc_auc_score
+    from _timing import val_tracer  # benchmarks/_timing.py
     from sklearn.utils.class_weight import compute_class_weight
 
     from cxrlearn._training import compile_model
@@ -106,14 +108,16 @@ def run_one(data, params, seed):
     steps = params["epochs"] * -(-len(X) // params["batch_size"])
     optimizer = "adam"
     if params["ema_momentum"] or params["weight_decay"]:
+        # compile_model uses an optimizer instance as given, schedule included
+        options = {}
+        if params["ema_momentum"]:
+            options.update(use_ema=True, ema_momentum=params["ema_momentum"])
+        if params["weight_decay"]:
+            options["weight_decay"] = params["weight_decay"]
         schedule = keras.optimizers.schedules.CosineDecay(
             params["learning_rate"], decay_steps=steps, alpha=0.01)
-        extra = {"use_ema": True, "ema_momentum": params["ema_momentum"]} \
-            if params["ema_momentum"] else {}
         cls = keras.optimizers.AdamW if params["weight_decay"] else keras.optimizers.Adam
-        if params["weight_decay"]:
-            extra["weight_decay"] = params["weight_decay"]
-        optimizer = cls(schedule, **extra)
+        optimizer = cls(schedule, **options)
     compile_model(model, n_classes=2, optimizer=optimizer,
                   learning_rate=params["learning_rate"], lr_schedule=params["lr_schedule"],
                   decay_steps=steps)
@@ -121,17 +125,12 @@ def run_one(data, params, seed):
     if params["class_weight"] == "balanced":
         w = compute_class_weight("balanced", classes=np.array([0.0, 1.0]), y=y)
         class_weight = {0: float(w[0]), 1: float(w[1])}
-    trace = []
-
-    class ValAUC(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            s = self.model.predict(Xv, batch_size=256, verbose=0).ravel()
-            trace.append(round(float(roc_auc_score(yv, s)), 4))
-
+    tracer = val_tracer(keras, Xv, yv == 1, verbose=False)
     start = time.perf_counter()
     model.fit(X, y, batch_size=params["batch_size"], epochs=params["epochs"], shuffle=True,
-              class_weight=class_weight, callbacks=[ValAUC()], verbose=0)
-    seconds = time.perf_counter() - start
+              class_weight=class_weight, callbacks=[tracer], verbose=0)
+    seconds = time.perf_counter() - start  # with the per-epoch val predictions
+    trace = [epoch["val_roc_auc"] for epoch in tracer.trace]
     return model.predict(Xv, batch_size=256, verbose=0).ravel(), trace, seconds
 
 
