@@ -10,8 +10,9 @@ balanced-accuracy threshold chosen on val.
 Every run uses cxrlearn's own parts -- :class:`cxrlearn.ImageLoader` (equalised,
 grayscale), :func:`cxrlearn.networks.build_pneumonia_cnn` and the compile step
 of :class:`cxrlearn.PneumoniaCNN` (Adam, cosine decay to 1% over the run,
-balanced class weights) -- but calls ``keras.Model.fit`` on in-memory arrays
-instead of PneumoniaCNN's ``tf.data`` pipeline, so that it runs on any Keras
+balanced class weights, or class-balanced batches from PneumoniaCNN's own
+batch source) -- but calls ``keras.Model.fit`` on in-memory arrays instead
+of PneumoniaCNN's ``tf.data`` pipeline, so that it runs on any Keras
 backend: ``KERAS_BACKEND=jax`` on a GPU machine trains a 5-epoch run in about
 3 s, which is how the recipe's defaults were chosen (see the recipe page of
 the documentation). On the 2-core CPU machine one run takes 6-10 minutes; use
@@ -35,11 +36,17 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 
-#: Variants, as changes to PneumoniaCNN's defaults (one 256-unit dense layer,
-#: 7 epochs; the recipe page of the documentation tabulates them).
+#: Variants, as changes to the recipe the GPU sweep started from:
+#: PneumoniaCNN's defaults (one 256-unit dense layer, 7 epochs) with balanced
+#: class weights instead of class-balanced batches (see ``_defaults``). The
+#: recipe page of the documentation tabulates them.
 _TWO = {"dense_units": (256, 8)}  # the study's two-layer head
+_BB = {"balanced_batches": True, "class_weight": None}  # PneumoniaCNN's default
 VARIANTS = {
     "default": {},
+    "balanced_batches": {**_BB},
+    "balanced_batches_ep5": {**_BB, "epochs": 5},
+    "balanced_batches_ep8": {**_BB, "epochs": 8},
     "ep5": {"epochs": 5},
     "ep6": {"epochs": 6},
     "ep8": {"epochs": 8},
@@ -69,6 +76,8 @@ def _defaults():
     from cxrlearn.cli._common import DEFAULT_IMAGE_SIZE
 
     params = PneumoniaCNN().get_params()
+    # the recorded runs weighted the classes; the balanced_batches variants do not
+    params.update(balanced_batches=False, class_weight="balanced")
     params.update(image_size=DEFAULT_IMAGE_SIZE, intensity="equalize", ema_momentum=None,
                   weight_decay=None)
     return params
@@ -95,7 +104,7 @@ def run_one(data, params, seed):
     from _timing import val_tracer  # benchmarks/_timing.py
     from sklearn.utils.class_weight import compute_class_weight
 
-    from cxrlearn._training import compile_model
+    from cxrlearn._training import compile_model, make_training_data
     from cxrlearn.networks import build_pneumonia_cnn
 
     X, y, Xv, yv = data
@@ -122,13 +131,19 @@ def run_one(data, params, seed):
                   learning_rate=params["learning_rate"], lr_schedule=params["lr_schedule"],
                   decay_steps=steps)
     class_weight = None
-    if params["class_weight"] == "balanced":
+    if params["class_weight"] == "balanced" and not params["balanced_batches"]:
         w = compute_class_weight("balanced", classes=np.array([0.0, 1.0]), y=y)
         class_weight = {0: float(w[0]), 1: float(w[1])}
     tracer = val_tracer(keras, Xv, yv == 1, verbose=False)
     start = time.perf_counter()
-    model.fit(X, y, batch_size=params["batch_size"], epochs=params["epochs"], shuffle=True,
-              class_weight=class_weight, callbacks=[tracer], verbose=0)
+    if params["balanced_batches"]:  # PneumoniaCNN's batch source (a keras PyDataset)
+        batches = make_training_data(X, y, None, batch_size=params["batch_size"], seed=seed,
+                                     balanced=True)
+        model.fit(batches, epochs=params["epochs"], class_weight=class_weight,
+                  callbacks=[tracer], verbose=0)
+    else:
+        model.fit(X, y, batch_size=params["batch_size"], epochs=params["epochs"],
+                  shuffle=True, class_weight=class_weight, callbacks=[tracer], verbose=0)
     seconds = time.perf_counter() - start  # with the per-epoch val predictions
     trace = [epoch["val_roc_auc"] for epoch in tracer.trace]
     return model.predict(Xv, batch_size=256, verbose=0).ravel(), trace, seconds

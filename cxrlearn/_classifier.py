@@ -37,7 +37,10 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
     :meth:`fit` from the shape of the images, so any image size above the
     minimum of the convolution stack and 1 or 3 channels work. Its first
     layer maps the [0, 1] pixels to [-1, 1] (no parameters), which makes the
-    study's network learn from the first epoch.
+    study's network learn from the first epoch. Against the study's first
+    lesson, class imbalance, every training batch holds the classes equally
+    often (``balanced_batches=True``); ``balanced_batches=False`` weights the
+    loss instead, as the study did.
 
     Parameters
     ----------
@@ -63,7 +66,21 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         Weight of each class in the loss. A dict is keyed by class label as
         given in ``y`` (e.g. ``{"NORMAL": 1.2, "PNEUMONIA": 1.0}``); labels
         left out weigh 1. ``"balanced"`` weighs classes inversely to their
-        frequency.
+        frequency in the batches the network is trained on: with
+        ``balanced_batches=True`` all classes are equally frequent there, so
+        the weights are 1 (as after an imbalanced-learn resampler); with
+        ``balanced_batches=False`` they are inverse to the frequencies in
+        ``y``.
+    balanced_batches : bool, default=True
+        Balance the classes by sampling rather than by weighting: every
+        epoch draws a new order in which each batch holds all classes
+        equally often -- minority images repeated, a different subset of
+        the majority each epoch -- with the usual number of steps per
+        epoch. Works for arrays and for streamed
+        :class:`cxrlearn.LazyImages`. A ``class_weight`` dict still
+        multiplies the loss of each class. ``False`` shuffles the data as
+        they are and leaves the balancing to ``class_weight`` (``False``
+        with ``class_weight=None`` does not balance at all).
     epochs : int, default=7
         Number of passes over the training data.
     batch_size : int, default=32
@@ -145,6 +162,7 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         "batch_norm": ["boolean"],
         "augmentation": [None, str, dict],
         "class_weight": [None, StrOptions({"balanced"}), dict],
+        "balanced_batches": ["boolean"],
         "epochs": [Interval(numbers.Integral, 1, None, closed="left")],
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
         "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
@@ -171,6 +189,7 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         batch_norm=False,
         augmentation=None,
         class_weight="balanced",
+        balanced_batches=True,
         epochs=7,
         batch_size=32,
         learning_rate=1e-3,
@@ -193,6 +212,7 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         self.batch_norm = batch_norm
         self.augmentation = augmentation
         self.class_weight = class_weight
+        self.balanced_batches = balanced_batches
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -260,7 +280,10 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         weights = _check_sample_weight(sample_weight, np.empty(n_samples), dtype=np.float32)
         if self.class_weight is None:
             return None if sample_weight is None else weights
-        if isinstance(self.class_weight, str):
+        if isinstance(self.class_weight, str) and self.balanced_batches:
+            # the batches already hold the classes equally often
+            per_class = np.ones(len(self.classes_))
+        elif isinstance(self.class_weight, str):
             per_class = compute_class_weight(
                 "balanced", classes=np.arange(len(self.classes_)), y=y_enc
             )
@@ -364,7 +387,8 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
 
         workers = self.n_jobs or 1
         train = _training.make_training_data(
-            *fit_data, batch_size=self.batch_size, seed=seeds[2], workers=workers
+            *fit_data, batch_size=self.batch_size, seed=seeds[2], workers=workers,
+            balanced=self.balanced_batches,
         )
         validation = None
         if val_data is not None:

@@ -14,6 +14,7 @@ import numpy as np
 from .utils import import_keras
 
 __all__ = [
+    "balanced_order",
     "compile_model",
     "is_lazy",
     "load_model_bytes",
@@ -35,6 +36,62 @@ def is_lazy(X):
     return hasattr(X, "load") and hasattr(X, "paths")
 
 
+def balanced_order(y, rng):
+    """One epoch's order of training rows in which the classes alternate.
+
+    Each class fills ``ceil(n / n_classes)`` slots, taken from fresh random
+    permutations of its rows, one after the other: a majority class is
+    subsampled (a different subset each epoch), a minority class repeated as
+    evenly as possible. The slots are interleaved class by class and the
+    order is cut to ``n = len(y)`` rows, so any run of consecutive rows --
+    in particular every batch -- holds each class equally often, up to one
+    row, and an epoch keeps its usual number of steps.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,)
+        Class of each row.
+    rng : numpy.random.Generator
+        Source of the permutations.
+
+    Returns
+    -------
+    order : ndarray of shape (n_samples,)
+        Row indices.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = np.array([0] * 9 + [1])
+    >>> order = balanced_order(y, np.random.default_rng(0))
+    >>> y[order].tolist()
+    [0, 1, 0, 1, 0, 1, 0, 1, 0, 1]
+    """
+    y = np.asarray(y)
+    classes = np.unique(y)
+    n = len(y)
+    per_class = -(-n // len(classes))
+    slots = []
+    for c in classes:
+        rows = np.flatnonzero(y == c)
+        passes = -(-per_class // len(rows))
+        slots.append(np.concatenate([rng.permutation(rows) for _ in range(passes)])[:per_class])
+    return np.stack(slots, axis=1).ravel()[:n]
+
+
+class _ArrayImages:
+    """In-memory images with the ``load(rows)`` interface of a lazy source."""
+
+    def __init__(self, X):
+        self.X = X
+
+    def __len__(self):
+        return len(self.X)
+
+    def load(self, rows):
+        return self.X[rows]
+
+
 @functools.cache
 def _lazy_batches_class():
     keras = import_keras()
@@ -43,20 +100,28 @@ def _lazy_batches_class():
         """Batches decoded on demand from a lazy image source.
 
         ``workers`` threads decode the next batches while the current one
-        trains (Keras prefetches ``max_queue_size`` batches).
+        trains (Keras prefetches ``max_queue_size`` batches). With
+        ``balanced=True`` each epoch's order comes from :func:`balanced_order`.
         """
 
-        def __init__(self, images, y, sample_weight, batch_size, seed, shuffle, workers):
+        def __init__(self, images, y, sample_weight, batch_size, seed, shuffle, workers,
+                     balanced=False):
             super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=4)
             self.images = images
             self.y = y
             self.sample_weight = sample_weight
             self.batch_size = batch_size
             self.shuffle = shuffle
+            self.balanced = balanced
             self._rng = np.random.default_rng(seed)
             self._order = np.arange(len(images))
-            if shuffle:
-                self._order = self._rng.permutation(len(images))
+            self._reorder()
+
+        def _reorder(self):
+            if self.balanced:
+                self._order = balanced_order(self.y, self._rng)
+            elif self.shuffle:
+                self._order = self._rng.permutation(len(self.images))
 
         def __len__(self):
             return -(-len(self.images) // self.batch_size)
@@ -71,19 +136,26 @@ def _lazy_batches_class():
             return x, self.y[rows], self.sample_weight[rows]
 
         def on_epoch_end(self):
-            if self.shuffle:
-                self._order = self._rng.permutation(len(self.images))
+            self._reorder()
 
     return LazyBatches
 
 
-def make_training_data(X, y, sample_weight, *, batch_size, seed, shuffle=True, workers=1):
+def make_training_data(X, y, sample_weight, *, batch_size, seed, shuffle=True, workers=1,
+                       balanced=False):
     """Return a Keras-ready training source for in-memory or lazy images.
 
     In-memory arrays become a ``tf.data`` pipeline shuffled with an explicit
     operation seed (reproducible without touching global seeds); lazy image
-    sources become a prefetching :class:`keras.utils.PyDataset`.
+    sources become a prefetching :class:`keras.utils.PyDataset`, and so do
+    arrays when ``balanced=True`` asks for class-balanced batches (a new
+    :func:`balanced_order` every epoch).
     """
+    if balanced:
+        images = X if is_lazy(X) else _ArrayImages(X)
+        return _lazy_batches_class()(
+            images, y, sample_weight, batch_size, seed, True, workers, balanced=True
+        )
     if is_lazy(X):
         return _lazy_batches_class()(
             X, y, sample_weight, batch_size, seed, shuffle, workers

@@ -236,11 +236,14 @@ def test_balanced_class_weight_matches_sklearn(xrays):
     X, y = xrays
     y = y.copy()
     y[:80] = "PNEUMONIA"
-    clf = small_cnn(class_weight="balanced")
+    clf = small_cnn(class_weight="balanced", balanced_batches=False)
     clf.classes_, y_enc = np.unique(y, return_inverse=True)
     weights = clf._sample_weight(y_enc, None, len(y))
     expected = compute_class_weight("balanced", classes=clf.classes_, y=y)
     np.testing.assert_allclose(weights, expected[y_enc], rtol=1e-6)
+    # with balanced batches (the default) the classes are already balanced
+    clf.set_params(balanced_batches=True)
+    np.testing.assert_allclose(clf._sample_weight(y_enc, None, len(y)), 1.0)
 
 
 def test_sample_weight_changes_fit(xrays):

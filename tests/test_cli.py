@@ -111,6 +111,24 @@ def test_dense_units_option_rejects(value, capsys):
     assert "--dense-units" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv, expected", [
+    ([], (True, "balanced")),
+    (["--balanced-batches"], (True, "balanced")),
+    (["--balanced-batches", "--class-weight", "NORMAL=1.2"], (True, {"NORMAL": 1.2})),
+    (["--class-weight", "none"], (True, None)),
+    (["--no-balanced-batches"], (False, "balanced")),
+    (["--no-balanced-batches", "--class-weight", "none"], (False, None)),
+])
+def test_balanced_batches_option(argv, expected):
+    import argparse
+
+    from cxrlearn.cli._common import add_model_arguments, make_pipeline
+
+    args = add_model_arguments(argparse.ArgumentParser()).parse_args(argv)
+    cnn = make_pipeline(args).named_steps["cnn"]
+    assert (cnn.balanced_batches, cnn.class_weight) == expected
+
+
 def test_evaluate_json(trained, folder, capsys):
     assert main(["evaluate", str(trained), str(folder / "val"), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)

@@ -39,7 +39,7 @@ def decode_counter(monkeypatch):
 def _pipeline(**loader):
     return Pipeline([
         ("loader", ImageLoader(image_size=24, color_mode="grayscale", **loader)),
-        ("cnn", small_cnn(epochs=2, dense_units=(8,))),
+        ("cnn", small_cnn(epochs=2, dense_units=(8,), balanced_batches=False)),
     ])
 
 

@@ -33,8 +33,10 @@ def test_checkpoint_resumes_interrupted_fit(xrays, tmp_path):
 
 def test_reduce_lr_on_plateau_records_learning_rate(xrays):
     X, y = xrays
+    # a learning rate this large stalls the loss at once; with shuffled (not
+    # resampled) batches the epoch loss then repeats, which is the plateau
     clf = small_cnn(epochs=6, reduce_lr_on_plateau=1, learning_rate=0.5,
-                    lr_schedule="constant").fit(X, y)
+                    lr_schedule="constant", balanced_batches=False).fit(X, y)
     lr = clf.history_["learning_rate"]
     assert len(lr) == 6 and min(lr) < 0.5
 
@@ -100,12 +102,15 @@ def test_three_class_grid_search_ovr():
     assert grid.predict_proba(X[:4]).shape == (4, 3)
 
 
-def test_imbalanced_small_net_does_not_collapse():
+@pytest.mark.parametrize("balanced_batches", [True, False])
+def test_imbalanced_small_net_does_not_collapse(balanced_batches):
+    """Both ways of balancing: resampled batches, and balanced class weights."""
     X, y = make_synthetic_xrays(300, image_size=32, weights=[0.1, 0.9], random_state=2,
                                 class_sep=2.0)
     Xv, yv = make_synthetic_xrays(200, image_size=32, weights=[0.1, 0.9], random_state=3,
                                   class_sep=2.0)
-    clf = small_cnn(epochs=10, class_weight="balanced").fit(X, y)
+    clf = small_cnn(epochs=10, class_weight="balanced", balanced_batches=balanced_batches)
+    clf.fit(X, y)
     pred = clf.predict(Xv)
     assert len(set(pred)) == 2
     assert balanced_accuracy_score(yv, pred) > 0.65
@@ -123,3 +128,91 @@ def test_imbalanced_default_model_does_not_collapse():
     clf = PneumoniaCNN(random_state=0).fit(X, y)
     pred = clf.predict(Xv)
     assert balanced_accuracy_score(yv, pred) > 0.7
+
+
+@pytest.mark.parametrize("counts", [(9, 81), (30, 30, 7), (5, 6)])
+def test_balanced_order_interleaves_classes(counts):
+    from cxrlearn._training import balanced_order
+
+    y = np.repeat(np.arange(len(counts)), counts)
+    n, k = len(y), len(counts)
+    order = balanced_order(y, np.random.default_rng(0))
+    assert order.shape == (n,)
+    for start in range(0, n - k + 1, k):  # every run of k rows holds each class once
+        assert sorted(y[order[start:start + k]]) == list(range(k))
+    batch = order[:4 * k]  # and so does any batch, up to one row per class
+    assert np.ptp(np.bincount(y[batch], minlength=k)) <= 1
+    for c, count in enumerate(counts):  # rows of a class are used as evenly as possible
+        uses = np.bincount(order[y[order] == c], minlength=n)[y == c]
+        assert uses.max() - uses.min() <= 1
+        assert uses.sum() == np.sum(y[order] == c)
+    again = balanced_order(y, np.random.default_rng(0))
+    np.testing.assert_array_equal(order, again)
+
+
+def test_balanced_order_draws_a_new_majority_subset_each_epoch():
+    from cxrlearn._training import balanced_order
+
+    y = np.array([0] * 10 + [1] * 90)
+    rng = np.random.default_rng(0)
+    seen = [set(balanced_order(y, rng)[1::2].tolist()) for _ in range(4)]
+    assert all(len(s) == 50 for s in seen)  # 50 distinct majority rows per epoch
+    assert len(set.union(*seen)) > 80  # most of the 90 are seen within four epochs
+    assert seen[0] != seen[1]
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_training_batches_are_class_balanced(tmp_path, lazy):
+    from cxrlearn import ImageLoader
+    from cxrlearn._training import make_training_data
+    from cxrlearn.datasets import write_synthetic_xray_directory
+
+    paths, labels = write_synthetic_xray_directory(
+        tmp_path, 40, 16, weights=[0.2, 0.8], random_state=0)
+    loader = ImageLoader(image_size=16, color_mode="grayscale", lazy=lazy)
+    X = loader.transform(paths)
+    y = (np.asarray(labels) == "PNEUMONIA").astype(np.float32)
+    assert y.mean() > 0.7
+    data = make_training_data(X, y, None, batch_size=8, seed=0, balanced=True)
+    assert len(data) == 5  # the usual number of steps per epoch
+    for epoch in range(2):
+        for i in range(len(data)):
+            xb, yb = data[i]
+            assert xb.shape[1:] == (16, 16, 1)
+            assert yb.sum() == len(yb) / 2
+        data.on_epoch_end()
+
+
+def test_balanced_batches_on_imbalanced_stream(tmp_path):
+    from cxrlearn import ImageLoader
+    from cxrlearn.datasets import write_synthetic_xray_directory
+
+    paths, labels = write_synthetic_xray_directory(
+        tmp_path / "train", 300, 32, weights=[0.1, 0.9], class_sep=2.0, random_state=2)
+    vpaths, vlabels = write_synthetic_xray_directory(
+        tmp_path / "val", 200, 32, weights=[0.1, 0.9], class_sep=2.0, random_state=3)
+    loader = ImageLoader(image_size=32, color_mode="grayscale", lazy=True)
+    clf = small_cnn(epochs=10, n_jobs=2)  # the default: balanced batches
+    assert clf.balanced_batches
+    clf.fit(loader.transform(paths), labels)
+    pred = clf.predict(loader.transform(vpaths))
+    assert len(set(pred)) == 2
+    assert balanced_accuracy_score(vlabels, pred) > 0.65
+    # the same fit without any balancing leans on the majority class (0.5 here)
+    plain = small_cnn(epochs=10, balanced_batches=False, class_weight=None, n_jobs=2)
+    plain.fit(loader.transform(paths), labels)
+    plain_pred = plain.predict(loader.transform(vpaths))
+    assert balanced_accuracy_score(vlabels, plain_pred) < (
+        balanced_accuracy_score(vlabels, pred) - 0.1)
+
+
+def test_balanced_batches_make_balanced_class_weight_neutral(xrays):
+    X, y = xrays
+    y = y.copy()
+    y[: len(y) // 3] = "NORMAL"  # imbalanced, so that balanced weights would not be 1
+    assert abs(np.mean(y == "NORMAL") - 0.5) > 0.1
+    a = small_cnn(epochs=1, balanced_batches=True).fit(X, y).predict_proba(X)
+    b = small_cnn(epochs=1, balanced_batches=True, class_weight=None).fit(X, y)
+    np.testing.assert_allclose(a, b.predict_proba(X), atol=1e-6)
+    c = small_cnn(epochs=1, balanced_batches=True, class_weight={"NORMAL": 3.0}).fit(X, y)
+    assert np.abs(c.predict_proba(X) - a).max() > 1e-4  # a dict still weighs the loss

@@ -86,6 +86,11 @@ def add_model_arguments(parser):
                        help="hidden dense layers, e.g. 256 or 256,8 (default: PneumoniaCNN's)")
     group.add_argument("--class-weight", default=None,
                        help="'balanced', 'none', or LABEL=W[,LABEL=W] e.g. NORMAL=1.2")
+    group.add_argument("--balanced-batches", action=argparse.BooleanOptionalAction,
+                       default=None,
+                       help="balance the classes by resampling every epoch's batches, or "
+                            "(--no-) by weighting the loss with --class-weight "
+                            "(default: PneumoniaCNN's)")
     group.add_argument("--augmentation", default=None,
                        help="'none', 'light' or 'standard'")
     group.add_argument("--stream", action="store_true",
@@ -163,6 +168,8 @@ def make_pipeline(args):
         "batch_norm": args.batch_norm,
     }
     cnn.set_params(**{k: v for k, v in overrides.items() if v is not None})
+    if args.balanced_batches is not None:
+        cnn.set_params(balanced_batches=args.balanced_batches)
     if args.class_weight is not None:
         cnn.set_params(class_weight=parse_class_weight(args.class_weight))
     if args.augmentation is not None:

@@ -121,7 +121,7 @@ def run_tune(args):
     unknown = [name for name in grid if name not in valid]
     if unknown:
         raise CLIError(f"unknown parameters {unknown}; e.g. cnn__activation, cnn__dropout, "
-                       "cnn__class_weight, loader__image_size")
+                       "cnn__class_weight, cnn__balanced_batches, loader__image_size")
     scoring = "roc_auc" if len(np.unique(labels)) == 2 else "roc_auc_ovr"
     with tempfile.TemporaryDirectory(prefix="cxrlearn-cache-") as cache:
         if args.cache is None:
