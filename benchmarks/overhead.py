@@ -68,11 +68,11 @@ def main(argv=None):
     k, b, w = (statistics.median(results[key]) for key in ("keras", "balanced", "weighted"))
     print(f"images: {n} x {args.image_size}x{args.image_size}x1, epochs {args.epochs}, "
           f"batch {args.batch_size}, repeats {args.repeats}")
-    print(f"plain keras.Model.fit                  : {k:8.1f} images/s (median)")
-    print(f"PneumoniaCNN.fit, balanced batches     : {b:8.1f} images/s (median)")
-    print(f"PneumoniaCNN.fit, balanced_batches=False: {w:8.1f} images/s (median)")
-    print(f"ratio cxrlearn/keras, balanced batches : {b / k:.3f}  (target >= 0.97)")
-    print(f"ratio cxrlearn/keras, tf.data          : {w / k:.3f}  (target >= 0.97)")
+    print(f"plain keras.Model.fit                    : {k:8.1f} images/s (median)")
+    print(f"PneumoniaCNN.fit, balanced batches       : {b:8.1f} images/s (median)")
+    print(f"PneumoniaCNN.fit, balanced_batches=False : {w:8.1f} images/s (median)")
+    print(f"ratio cxrlearn/keras, balanced batches   : {b / k:.3f}  (target >= 0.97)")
+    print(f"ratio cxrlearn/keras, tf.data            : {w / k:.3f}  (target >= 0.97)")
     return b / k
 
 

@@ -151,14 +151,10 @@ def make_training_data(X, y, sample_weight, *, batch_size, seed, shuffle=True, w
     arrays when ``balanced=True`` asks for class-balanced batches (a new
     :func:`balanced_order` every epoch).
     """
-    if balanced:
+    if balanced or is_lazy(X):
         images = X if is_lazy(X) else _ArrayImages(X)
         return _lazy_batches_class()(
-            images, y, sample_weight, batch_size, seed, True, workers, balanced=True
-        )
-    if is_lazy(X):
-        return _lazy_batches_class()(
-            X, y, sample_weight, batch_size, seed, shuffle, workers
+            images, y, sample_weight, batch_size, seed, shuffle, workers, balanced=balanced
         )
     import tensorflow as tf
 

@@ -166,10 +166,9 @@ def make_pipeline(args):
         "learning_rate": args.learning_rate,
         "lr_schedule": args.lr_schedule,
         "batch_norm": args.batch_norm,
+        "balanced_batches": args.balanced_batches,
     }
     cnn.set_params(**{k: v for k, v in overrides.items() if v is not None})
-    if args.balanced_batches is not None:
-        cnn.set_params(balanced_batches=args.balanced_batches)
     if args.class_weight is not None:
         cnn.set_params(class_weight=parse_class_weight(args.class_weight))
     if args.augmentation is not None:
