@@ -136,7 +136,7 @@ def run_one(data, params, seed):
         class_weight = {0: float(w[0]), 1: float(w[1])}
     tracer = val_tracer(keras, Xv, yv == 1, verbose=False)
     start = time.perf_counter()
-    if params["balanced_batches"]:  # PneumoniaCNN's batch source (a keras PyDataset)
+    if params["balanced_batches"]:  # PneumoniaCNN's batch source for arrays (tf.data)
         batches = make_training_data(X, y, None, batch_size=params["batch_size"], seed=seed,
                                      balanced=True)
         model.fit(batches, epochs=params["epochs"], class_weight=class_weight,

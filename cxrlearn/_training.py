@@ -79,19 +79,6 @@ def balanced_order(y, rng):
     return np.stack(slots, axis=1).ravel()[:n]
 
 
-class _ArrayImages:
-    """In-memory images with the ``load(rows)`` interface of a lazy source."""
-
-    def __init__(self, X):
-        self.X = X
-
-    def __len__(self):
-        return len(self.X)
-
-    def load(self, rows):
-        return self.X[rows]
-
-
 @functools.cache
 def _lazy_batches_class():
     keras = import_keras()
@@ -145,24 +132,61 @@ def make_training_data(X, y, sample_weight, *, batch_size, seed, shuffle=True, w
                        balanced=False):
     """Return a Keras-ready training source for in-memory or lazy images.
 
-    In-memory arrays become a ``tf.data`` pipeline shuffled with an explicit
-    operation seed (reproducible without touching global seeds); lazy image
-    sources become a prefetching :class:`keras.utils.PyDataset`, and so do
-    arrays when ``balanced=True`` asks for class-balanced batches (a new
-    :func:`balanced_order` every epoch).
+    In-memory arrays become a ``tf.data`` pipeline, reproducible through an
+    explicit seed without touching global seeds: shuffled by ``tf.data``, or,
+    with ``balanced=True``, gathered batch by batch in a new
+    :func:`balanced_order` every epoch. Lazy image sources become a
+    prefetching :class:`keras.utils.PyDataset` (``workers`` decoding
+    threads). For the same ``seed``, both kinds of source train on the same
+    sequence of epoch orders.
     """
-    if balanced or is_lazy(X):
-        images = X if is_lazy(X) else _ArrayImages(X)
+    if is_lazy(X):
         return _lazy_batches_class()(
-            images, y, sample_weight, batch_size, seed, shuffle, workers, balanced=balanced
+            X, y, sample_weight, batch_size, seed, shuffle, workers, balanced=balanced
         )
     import tensorflow as tf
 
     tensors = (X, y) if sample_weight is None else (X, y, sample_weight)
+    if balanced:
+        return _balanced_tf_data(tensors, y, batch_size=batch_size, seed=seed)
     ds = tf.data.Dataset.from_tensor_slices(tensors)
     if shuffle:
         ds = ds.shuffle(len(X), seed=int(seed), reshuffle_each_iteration=True)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _balanced_tf_data(tensors, y, *, batch_size, seed):
+    """``tf.data`` batches of in-memory ``tensors`` in balanced epoch orders.
+
+    A Python generator draws each epoch's :func:`balanced_order` (one small
+    index array per batch); the images are gathered inside the ``tf.data``
+    graph and prefetched, so training does not wait on Python.
+    """
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    n_batches = -(-len(y) // batch_size)
+
+    # Draw the order LazyBatches draws when it is made (Keras only peeks at
+    # its first batches and has it re-ordered before epoch 1), so that arrays
+    # and streamed images see the same orders for the same seed.
+    balanced_order(y, rng)
+
+    def batch_rows():
+        order = balanced_order(y, rng)  # a new order each time an epoch starts
+        for start in range(0, len(order), batch_size):
+            yield order[start : start + batch_size]
+
+    data = tuple(tf.convert_to_tensor(t) for t in tensors)
+    rows = tf.data.Dataset.from_generator(
+        batch_rows, output_signature=tf.TensorSpec(shape=(None,), dtype=tf.int64)
+    ).apply(tf.data.experimental.assert_cardinality(n_batches))
+    ds = rows.map(
+        lambda r: tuple(tf.gather(t, r) for t in data),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def make_prediction_data(X, *, batch_size, workers=1):

@@ -161,6 +161,15 @@ def test_balanced_order_draws_a_new_majority_subset_each_epoch():
     assert seen[0] != seen[1]
 
 
+def _epoch_batches(data):
+    """The (x, y) batches of one epoch of a training source, as arrays."""
+    if hasattr(data, "on_epoch_end"):  # a keras PyDataset (lazy images)
+        batches = [data[i] for i in range(len(data))]
+        data.on_epoch_end()
+        return batches
+    return [tuple(np.asarray(t) for t in batch) for batch in data]  # tf.data
+
+
 @pytest.mark.parametrize("lazy", [False, True])
 def test_training_batches_are_class_balanced(tmp_path, lazy):
     from cxrlearn import ImageLoader
@@ -175,12 +184,32 @@ def test_training_batches_are_class_balanced(tmp_path, lazy):
     assert y.mean() > 0.7
     data = make_training_data(X, y, None, batch_size=8, seed=0, balanced=True)
     assert len(data) == 5  # the usual number of steps per epoch
+    seen = []
     for epoch in range(2):
-        for i in range(len(data)):
-            xb, yb = data[i]
+        batches = _epoch_batches(data)
+        assert len(batches) == 5
+        for xb, yb in batches:
             assert xb.shape[1:] == (16, 16, 1)
             assert yb.sum() == len(yb) / 2
-        data.on_epoch_end()
+        seen.append(np.concatenate([xb for xb, _ in batches]))
+    assert not np.array_equal(seen[0], seen[1])  # a new order for the second epoch
+
+
+def test_arrays_and_streamed_images_train_on_the_same_batches(tmp_path):
+    """In-memory arrays (tf.data) and lazy images (PyDataset) draw the same
+    balanced orders for the same seed, so the two fits are the same fit."""
+    from cxrlearn import ImageLoader
+    from cxrlearn.datasets import write_synthetic_xray_directory
+
+    paths, labels = write_synthetic_xray_directory(
+        tmp_path, 48, 16, weights=[0.25, 0.75], random_state=1)
+    arrays = ImageLoader(image_size=16, color_mode="grayscale").transform(paths)
+    lazy = ImageLoader(image_size=16, color_mode="grayscale", lazy=True).transform(paths)
+    a = small_cnn(batch_size=8, random_state=3).fit(arrays, labels)
+    b = small_cnn(batch_size=8, random_state=3).fit(lazy, labels)
+    assert a.history_["loss"][-1] != a.history_["loss"][0]
+    np.testing.assert_allclose(a.history_["loss"], b.history_["loss"], rtol=1e-5)
+    np.testing.assert_allclose(a.predict_proba(arrays), b.predict_proba(arrays), atol=1e-5)
 
 
 def test_balanced_batches_on_imbalanced_stream(tmp_path):
