@@ -79,20 +79,16 @@ def main(argv=None):
     print(f"images: {n} x {args.image_size}x{args.image_size}x1, epochs {args.epochs}, "
           f"batch {args.batch_size}, repeats {args.repeats}")
     ratios = {}
-    for name, stat in (("median", statistics.median), ("best", max)):
-        k, b, w = (stat(results[key]) for key in ("keras", "balanced", "weighted"))
-        print(f"plain keras.Model.fit                    : {k:8.1f} images/s ({name})")
-        print(f"PneumoniaCNN.fit, balanced batches       : {b:8.1f} images/s ({name})")
-        print(f"PneumoniaCNN.fit, balanced_batches=False : {w:8.1f} images/s ({name})")
+    for name, data, stat, unit in (("median", results, statistics.median, "images/s"),
+                                   ("best", results, max, "images/s"),
+                                   ("per CPU-second", cpu, statistics.median, "images/cpu-s")):
+        k, b, w = (stat(data[key]) for key in ("keras", "balanced", "weighted"))
+        print(f"plain keras.Model.fit                    : {k:8.1f} {unit} ({name})")
+        print(f"PneumoniaCNN.fit, balanced batches       : {b:8.1f} {unit} ({name})")
+        print(f"PneumoniaCNN.fit, balanced_batches=False : {w:8.1f} {unit} ({name})")
         print(f"ratio cxrlearn/keras, balanced batches   : {b / k:.3f}  (target >= 0.97)")
         print(f"ratio cxrlearn/keras, class weights      : {w / k:.3f}  (target >= 0.97)")
         ratios[name] = b / k
-    k, b, w = (statistics.median(cpu[key]) for key in ("keras", "balanced", "weighted"))
-    print(f"images per CPU-second (median)           : keras {k:.1f}, balanced {b:.1f}, "
-          f"class weights {w:.1f}")
-    print(f"ratio per CPU-second, balanced batches   : {b / k:.3f}  (target >= 0.97)")
-    print(f"ratio per CPU-second, class weights      : {w / k:.3f}  (target >= 0.97)")
-    ratios["cpu"] = b / k
     return ratios
 
 

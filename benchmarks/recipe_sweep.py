@@ -10,10 +10,11 @@ balanced-accuracy threshold chosen on val.
 Every run uses cxrlearn's own parts -- :class:`cxrlearn.ImageLoader` (equalised,
 grayscale), :func:`cxrlearn.networks.build_pneumonia_cnn` and the compile step
 of :class:`cxrlearn.PneumoniaCNN` (Adam, cosine decay to 1% over the run,
-balanced class weights, or class-balanced batches from PneumoniaCNN's own
-batch source) -- but calls ``keras.Model.fit`` on in-memory arrays instead
-of PneumoniaCNN's ``tf.data`` pipeline, so that it runs on any Keras
-backend: ``KERAS_BACKEND=jax`` on a GPU machine trains a 5-epoch run in about
+balanced class weights) -- but calls ``keras.Model.fit`` itself, on
+in-memory arrays, so that it runs on any Keras backend (the
+``balanced_batches*`` variants feed it PneumoniaCNN's ``tf.data`` source of
+class-balanced batches, which every backend reads):
+``KERAS_BACKEND=jax`` on a GPU machine trains a 5-epoch run in about
 3 s, which is how the recipe's defaults were chosen (see the recipe page of
 the documentation). On the 2-core CPU machine one run takes 6-10 minutes; use
 ``benchmarks/real_data.py`` there to measure the estimator itself.

@@ -6,9 +6,9 @@ augmentation on vs off, and class weights (none, normal x1.2, normal x2,
 balanced). The base recipe is the library's defaults with ``--epochs``
 epochs, except that, like the study, it weights the classes ("balanced")
 instead of balancing the batches (``balanced_batches=False``), so that the
-class-weight variants act; variants equal to it share one training run. Each variant trains on
-``kermany224/train`` and is measured on ``kermany224/val`` (split by
-patient); nothing is chosen on any other data.
+class-weight variants act; variants equal to it share one training run.
+Each variant trains on ``kermany224/train`` and is measured on
+``kermany224/val`` (split by patient); nothing is chosen on any other data.
 Prints a Markdown table (ROC-AUC, accuracy, sensitivity, specificity at
 0.5, training time) and writes it with ``--out``.
 
