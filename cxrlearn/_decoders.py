@@ -10,15 +10,19 @@ import io
 import math
 import os
 import stat
+import struct
+import zlib
 from typing import NamedTuple
 
 import numpy as np
-from PIL import ExifTags, Image, ImageFile
+from PIL import ExifTags, Image, ImageFile, ImageMode, ImageOps
 
 __all__ = ["DecodeSpec", "ImageLoadError", "RESAMPLING", "decode_file"]
 
 #: Bumped whenever the decoding output changes, so stale caches are not reused.
-DECODER_VERSION = 1
+#: 2: damaged files that used to load partially now raise, so partial images
+#: cached by version 1 must not be served (valid files decode as before).
+DECODER_VERSION = 2
 
 #: Interpolation names accepted by ``ImageLoader(interpolation=...)``.
 RESAMPLING = {
@@ -32,15 +36,8 @@ RESAMPLING = {
     "area": Image.Resampling.BOX,
 }
 
-_EXIF_TRANSPOSE = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
+#: EXIF orientations that swap width and height (transpose / rotate 90).
+_SWAPPING_ORIENTATIONS = {5, 6, 7, 8}
 _SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N"}
 _ALPHA_MODES = {"LA", "La", "PA", "RGBA", "RGBa"}
 _DICOM_SUFFIXES = {".dcm", ".dicom"}
@@ -98,8 +95,11 @@ class DecodeSpec(NamedTuple):
     intensity: str = "raw"  # "raw", "stretch" or "equalize"
 
 
-def decode_file(path, spec, max_pixels=None):
+def decode_file(path, spec, max_pixels=None, max_decoded_bytes=None):
     """Decode one image file into a ``(height, width, channels)`` array.
+
+    The pixel data is decoded completely or not at all: a file whose data
+    cannot be decoded to its end raises, it never yields a partial image.
 
     Parameters
     ----------
@@ -109,6 +109,14 @@ def decode_file(path, spec, max_pixels=None):
         Output size, colour mode, resize policy, interpolation and dtype.
     max_pixels : int or None, default=None
         Refuse images with more pixels than this (decompression bombs).
+        Pillow's own hard limit, twice ``PIL.Image.MAX_IMAGE_PIXELS``, applies
+        to the files Pillow reads in any case.
+    max_decoded_bytes : int or None, default=None
+        Refuse images whose decoded pixel data would take more bytes than
+        this, computed from the header before any pixel is decoded: width x
+        height x the bytes a pixel takes in Pillow's mode (4 for every
+        multi-band mode), after JPEG's reduced-scale ``draft``; for DICOM
+        rows x columns x samples per pixel x bytes allocated per sample.
 
     Returns
     -------
@@ -118,21 +126,26 @@ def decode_file(path, spec, max_pixels=None):
     Raises
     ------
     ImageLoadError
-        Whenever the file is missing, empty, not an image, corrupt,
-        truncated, too large, or an unsupported DICOM.
+        Whenever the file is missing, empty, not an image, corrupt or
+        truncated (anywhere in its pixel data), has a damaged EXIF block,
+        is too large, is a DICOM whose values become NaN or infinite, or an
+        unsupported DICOM.
     """
     path = os.fspath(path)
     _check_file(path)
     try:
         with open(path, "rb") as fh:
-            data = fh.read()
-        is_dicom = data[128:132] == b"DICM" or (
-            os.path.splitext(path)[1].lower() in _DICOM_SUFFIXES
-        )
-        if is_dicom:
-            image = _read_dicom(io.BytesIO(data), path, max_pixels)
-        else:
-            image = _read_pillow(data, path, spec, max_pixels)
+            is_dicom = fh.read(132)[128:132] == b"DICM" or (
+                os.path.splitext(path)[1].lower() in _DICOM_SUFFIXES
+            )
+            fh.seek(0)
+            if is_dicom:  # pydicom reads the file itself: no second copy of it
+                image = _read_dicom(fh, path, max_pixels, max_decoded_bytes)
+            else:
+                data = fh.read()
+        if not is_dicom:
+            image = _read_pillow(data, path, spec, max_pixels, max_decoded_bytes)
+            del data
         image = _fit(_to_working_mode(image, spec.color_mode), spec)
     except (ImageLoadError, ImportError):
         raise
@@ -162,48 +175,160 @@ def _check_file(path):
         raise ImageLoadError(path, "empty file (0 bytes)")
 
 
-def _check_pixels(path, width, height, max_pixels):
-    if max_pixels is not None and width * height > max_pixels:
+def _check_pixels(path, width, height, max_pixels, pillow_limit=False):
+    pixels = width * height
+    if max_pixels is not None and pixels > max_pixels:
         raise ImageLoadError(
             path,
-            f"{width}x{height} = {width * height} pixels exceeds max_pixels="
+            f"{width}x{height} = {pixels} pixels exceeds max_pixels="
             f"{max_pixels} (possible decompression bomb)",
+        )
+    # Pillow's own hard limit, which Image.open would enforce (see _open_image).
+    hard = Image.MAX_IMAGE_PIXELS
+    if pillow_limit and hard is not None and pixels > 2 * hard:
+        raise ImageLoadError(
+            path,
+            f"{width}x{height} = {pixels} pixels exceeds Pillow's limit of "
+            f"2 x PIL.Image.MAX_IMAGE_PIXELS = {2 * hard} (possible decompression bomb)",
         )
 
 
-def _read_pillow(data, path, spec, max_pixels):
-    """Open with Pillow, decode fully, orient; return an L, RGB or F image."""
-    im = Image.open(io.BytesIO(data))
-    _check_pixels(path, im.width, im.height, max_pixels)
+def _check_decoded_bytes(path, n_bytes, what, max_decoded_bytes):
+    if max_decoded_bytes is not None and n_bytes > max_decoded_bytes:
+        raise ImageLoadError(
+            path,
+            f"decoding needs about {n_bytes} bytes ({n_bytes / 2**20:.0f} MiB: {what}), "
+            f"more than max_decoded_bytes={max_decoded_bytes} "
+            f"({max_decoded_bytes / 2**20:.0f} MiB); raise ImageLoader(max_decoded_bytes=...) "
+            "or set it to None to load such files",
+        )
+
+
+def _pillow_decoded_bytes(mode, width, height):
+    """Bytes Pillow allocates for a decoded image of this mode and size.
+
+    Pillow stores every multi-band mode (RGB and LA included) in 4 bytes a
+    pixel, single-band modes in 1 (``L``, ``P``, ``1``), 2 (``I;16``) or 4
+    (``I``, ``F``) bytes.
+    """
+    info = ImageMode.getmode(mode)
+    per_pixel = 4 if len(info.bands) > 1 else np.dtype(info.typestr).itemsize
+    return width * height * per_pixel
+
+
+def _open_image(fh):
+    """``Image.open`` without its ``DecompressionBombWarning``.
+
+    ``Image.open`` warns through the process-wide :mod:`warnings` machinery
+    for images above ``PIL.Image.MAX_IMAGE_PIXELS``; the warning cannot be
+    silenced for one call in a thread-safe way, and changing Pillow's global
+    would change it for the whole application. The caller's ``max_pixels`` /
+    ``max_decoded_bytes`` checks (and Pillow's hard limit, re-checked in
+    :func:`_check_pixels`) stand in for it. This is the identification loop
+    of ``Image.open`` over Pillow's public format registry (``Image.ID``,
+    ``Image.OPEN``), minus the bomb check.
+    """
+    prefix = fh.read(16)
+    tried = set()
+    for register in (Image.preinit, Image.init):  # common plugins first, as Pillow
+        register()
+        for fmt in tuple(Image.ID):
+            if fmt in tried:
+                continue
+            tried.add(fmt)
+            factory, accept = Image.OPEN[fmt]
+            verdict = True if accept is None else accept(prefix)
+            if not verdict or isinstance(verdict, str):  # a str: "no", with a reason
+                continue
+            fh.seek(0)
+            try:
+                return factory(fh, "")
+            except (SyntaxError, IndexError, TypeError, struct.error):
+                continue  # not this format after all (what Image.open does too)
+    raise Image.UnidentifiedImageError("cannot identify image file")
+
+
+def _orientation(im, path):
+    """The EXIF orientation (1 to 8) of an opened image; never guesses.
+
+    The raw EXIF block is parsed afresh: Pillow's ``getexif`` caches an empty
+    result when parsing failed once (the JPEG plugin tries at open time to
+    read the DPI and swallows the error). EXIF has no checksum, so damage is
+    only visible when the block does not parse or the value is not an
+    orientation; both raise rather than silently give a wrongly oriented
+    image. 0 ("unspecified", written by some software) means no rotation.
+    """
+    try:
+        raw = im.info.get("exif")
+        if raw:
+            Image.Exif().load(raw)  # raises on a block Pillow cannot parse
+        value = im.getexif().get(ExifTags.Base.Orientation, 1)
+    except Exception as exc:
+        raise ImageLoadError(
+            path,
+            f"damaged EXIF block, the orientation cannot be read ({type(exc).__name__}: {exc})",
+        ) from exc
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 8:
+        raise ImageLoadError(
+            path, f"invalid EXIF orientation {value!r} (expected 1 to 8): damaged EXIF block"
+        )
+    return value or 1
+
+
+def _read_pillow(data, path, spec, max_pixels, max_decoded_bytes):
+    """Open with Pillow, decode fully, orient; return an image of any mode.
+
+    Every decoding error propagates: the pixels are decoded completely before
+    anything else reads the file (PNG keeps EXIF after the pixel data, and
+    reading it first used to decode the pixels inside an error-swallowing
+    ``try``, leaving a partial image behind).
+    """
+    im = _open_image(io.BytesIO(data))
+    _check_pixels(path, im.width, im.height, max_pixels, pillow_limit=True)
     if ImageFile.LOAD_TRUNCATED_IMAGES:
         # Someone switched Pillow's truncation check off (it is on by
         # default and cxrlearn never changes it): check the structure here.
         _check_complete(data, im.format, path)
-    try:
-        orientation = im.getexif().get(ExifTags.Base.Orientation, 1)
-    except Exception:  # a damaged EXIF block only loses the orientation
-        orientation = 1
-    method = _EXIF_TRANSPOSE.get(orientation)
+    orientation = None
     if im.format == "JPEG":
         # Let libjpeg downscale by 1/2, 1/4 or 1/8 while decoding, keeping at
         # least twice the output resolution so that the final antialiased
         # resize still does the filtering (mean |difference| from a full
-        # decode ~0.0005 on the Kermany originals, ~1.4x faster).
+        # decode ~0.0005 on the Kermany originals, ~1.4x faster). draft()
+        # must come before the decode and needs the orientation, which JPEG
+        # keeps in a header segment: reading it decodes no pixel.
         height, width = 2 * spec.height, 2 * spec.width
-        if orientation in (5, 6, 7, 8):  # these swap the axes
+        orientation = _orientation(im, path)
+        if orientation in _SWAPPING_ORIENTATIONS:
             height, width = width, height
         needed = _needed_source_size(im.size, height, width, spec.resize)
         im.draft("L" if spec.color_mode == "grayscale" else None, needed)
-    # Forces the full decode: with Pillow's default settings truncated data
-    # raises here ("image file is truncated").
+    # After draft(), which shrinks what JPEG decodes; nothing is decoded yet.
+    _check_decoded_bytes(
+        path,
+        _pillow_decoded_bytes(im.mode, im.width, im.height),
+        f"{im.width}x{im.height} {im.format} pixels in mode {im.mode}",
+        max_decoded_bytes,
+    )
+    if im.format == "PNG":  # after the limits: it inflates the whole stream
+        _check_png_pixel_data(data, path)
+    # The full decode: with Pillow's default settings truncated or corrupt
+    # data raises here ("image file is truncated", "broken data stream").
     im.load()
-    if method is not None:
-        im = im.transpose(method)
+    if orientation is None:  # other formats may keep EXIF after the pixels
+        orientation = _orientation(im, path)
+    if orientation != 1:  # validated above, applied by ImageOps
+        ImageOps.exif_transpose(im, in_place=True)
     return im
 
 
 def _check_complete(data, fmt, path):
-    """Detect a truncated JPEG or PNG from its markers."""
+    """Detect a truncated JPEG or PNG from its markers.
+
+    Only needed when ``ImageFile.LOAD_TRUNCATED_IMAGES`` is on: Pillow then
+    returns a partial image instead of raising. A JPEG's compressed data can
+    only be checked by decoding it, so a JPEG is only checked for its end.
+    """
     if fmt == "JPEG":
         # Entropy-coded data never holds a marker (0xFF is stuffed), so the
         # last start-of-scan must be followed by the end-of-image marker.
@@ -211,7 +336,79 @@ def _check_complete(data, fmt, path):
         if sos < 0 or data.find(b"\xff\xd9", sos) < 0:
             raise ImageLoadError(path, "truncated JPEG (no end-of-image marker)")
     elif fmt == "PNG" and data.rfind(b"IEND") < 0:
+        # (damaged PNG pixel data is checked in any case: _check_png_pixel_data)
         raise ImageLoadError(path, "truncated PNG (no IEND chunk)")
+
+
+#: Adam7 interlacing passes: first column, first row, column step, row step.
+_ADAM7 = (
+    (0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4),
+    (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2),
+)
+#: Samples per pixel of each PNG colour type.
+_PNG_SAMPLES = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+
+
+def _check_png_pixel_data(data, path):
+    """A PNG's IDAT data must inflate completely to the size the header implies.
+
+    Pillow accepts a zlib stream that ends before the last row (the missing
+    rows stay black) and stops reading once it has every row, often before
+    the stream's Adler-32 checksum, the only check of the pixel data itself
+    (chunk CRCs are easily rewritten); with ``LOAD_TRUNCATED_IMAGES`` on it
+    also keeps an image whose stream breaks off. zlib verifies the checksum
+    at the end of the stream, so requiring the end, with exactly the bytes
+    IHDR announces, catches all three. Inflated in 1 MiB pieces, so the
+    check holds little memory; it costs a second inflate of the file.
+    (Written here because no dependency offers a strict PNG check: Pillow's
+    ``verify()`` checks chunk CRCs only.)
+    """
+    inflater, view = zlib.decompressobj(), memoryview(data)
+    expected, total, pos = None, 0, 8
+    try:
+        while pos + 8 <= len(data) and not inflater.eof:
+            (length,) = struct.unpack(">I", data[pos : pos + 4])
+            ctype, body = data[pos + 4 : pos + 8], view[pos + 8 : pos + 8 + length]
+            if ctype == b"IEND":
+                break
+            if ctype == b"IHDR":
+                expected = _png_raw_size(*struct.unpack(">IIBBBBB", body[:13]))
+            elif ctype == b"IDAT" and expected is not None:
+                pending = body
+                while True:
+                    out = inflater.decompress(pending, 1 << 20)
+                    total += len(out)
+                    pending = inflater.unconsumed_tail
+                    if total > expected:
+                        raise ImageLoadError(
+                            path,
+                            f"corrupt PNG pixel data, longer than the {expected} bytes "
+                            "its header announces",
+                        )
+                    if inflater.eof or not (pending or out):
+                        break
+            pos += 12 + length
+    except zlib.error as exc:
+        raise ImageLoadError(path, f"corrupt PNG pixel data (zlib: {exc})") from exc
+    except struct.error as exc:
+        raise ImageLoadError(path, "corrupt PNG header (malformed IHDR chunk)") from exc
+    if not inflater.eof or total != expected:
+        raise ImageLoadError(
+            path,
+            f"corrupt or truncated PNG pixel data ({total} bytes inflated, "
+            f"{expected} expected{'' if inflater.eof else ', stream incomplete'})",
+        )
+
+
+def _png_raw_size(width, height, depth, color, _compression, _filter, interlace):
+    """Bytes of a PNG's inflated IDAT data (a filter byte starts each row)."""
+    bits = depth * _PNG_SAMPLES.get(color, 0)
+    size = 0
+    for x0, y0, dx, dy in _ADAM7 if interlace else ((0, 0, 1, 1),):
+        cols, rows = -(-(width - x0) // dx), -(-(height - y0) // dy)
+        if cols > 0 and rows > 0:
+            size += rows * (1 + (cols * bits + 7) // 8)
+    return size
 
 
 def _needed_source_size(size, height, width, policy):
@@ -230,7 +427,9 @@ def _to_working_mode(im, color_mode):
     """Convert any Pillow mode to L / RGB (8-bit) or F (float in [0, 1])."""
     mode = im.mode
     if mode in _SIXTEEN_BIT_MODES:
-        return Image.fromarray(np.asarray(im, dtype=np.float32) / 65535.0)
+        arr = np.asarray(im, dtype=np.float32)
+        arr /= np.float32(65535.0)  # in place: one float copy of a big image, not two
+        return Image.fromarray(arr)
     if mode == "I":
         # 32-bit integer pixels: 16-bit data (PNG, TIFF) is the common case.
         arr = np.asarray(im, dtype=np.float64)
@@ -288,15 +487,13 @@ def _fit(im, spec):
             return im
         return im.resize((width, height), resample)
     if spec.resize == "crop":
-        # Centre box of the source with the output's aspect ratio.
-        if src_w * height > src_h * width:  # source is wider
-            box_w = src_h * width / height
-            box = ((src_w - box_w) / 2, 0, (src_w + box_w) / 2, src_h)
-        else:
-            box_h = src_w * height / width
-            box = (0, (src_h - box_h) / 2, src_w, (src_h + box_h) / 2)
-        return im.resize((width, height), resample, box=box)
-    # pad: keep the aspect ratio, letterbox with zeros (black)
+        # Centre box of the source with the output's aspect ratio, resized
+        # from the float box in one step.
+        return ImageOps.fit(im, (width, height), resample)
+    # pad: keep the aspect ratio, letterbox with zeros (black). Not
+    # ImageOps.pad: it rounds the size and the offset differently (an odd
+    # margin goes to the top / left one pixel in two), which would move the
+    # image and change the output of existing pipelines.
     scale = min(width / src_w, height / src_h)
     new_w = min(width, max(1, round(src_w * scale)))
     new_h = min(height, max(1, round(src_h * scale)))
@@ -373,7 +570,15 @@ def _import_pydicom(path):
     return pydicom, apply_modality_lut, apply_windowing
 
 
-def _read_dicom(fh, path, max_pixels):
+def _dicom_decoded_bytes(ds):
+    """Bytes of a DICOM's decoded pixel data, from its header."""
+    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    bits = int(ds.get("BitsAllocated", 8) or 8)
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    return int(ds.Rows) * int(ds.Columns) * samples * frames * math.ceil(bits / 8)
+
+
+def _read_dicom(fh, path, max_pixels, max_decoded_bytes=None):
     """Read a single-frame DICOM; return an F image in [0, 1] or an RGB one."""
     pydicom, modality_lut, windowing = _import_pydicom(path)
     try:
@@ -388,6 +593,13 @@ def _read_dicom(fh, path, max_pixels):
             path, f"multi-frame DICOM ({n_frames} frames) is not supported"
         )
     _check_pixels(path, int(ds.Columns), int(ds.Rows), max_pixels)
+    _check_decoded_bytes(
+        path,
+        _dicom_decoded_bytes(ds),
+        f"{int(ds.Columns)}x{int(ds.Rows)} DICOM pixels, "
+        f"{ds.get('BitsAllocated', '?')} bits allocated",
+        max_decoded_bytes,
+    )
     photometric = str(ds.get("PhotometricInterpretation", "")).upper()
     if photometric not in ("MONOCHROME1", "MONOCHROME2", "RGB"):
         raise ImageLoadError(
@@ -412,24 +624,61 @@ def _read_dicom(fh, path, max_pixels):
         raise ImageLoadError(
             path, f"expected a 2-D DICOM image, got pixel data of shape {arr.shape}"
         )
-    values = np.asarray(modality_lut(arr, ds))
+    with np.errstate(over="ignore", invalid="ignore"):
+        values = np.asarray(modality_lut(arr, ds))
+    _check_finite(values, ds, path, "the modality LUT")
     if "VOILUTSequence" in ds:
         values, lo, hi = _voi_lut_table(values, ds)
     elif "WindowCenter" in ds and "WindowWidth" in ds:
-        values = np.asarray(windowing(values, ds, index=0), dtype=np.float64)
-        # The window's output range, exactly as pydicom defines it.
+        # The window and its output range, exactly as pydicom defines them
+        # (a NaN or infinite window is refused below, without warnings).
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            values = np.asarray(windowing(values, ds, index=0), dtype=np.float64)
             lo, hi = windowing(np.array([-np.inf, np.inf]), ds, index=0)
     else:  # no VOI: stretch the stored range of this image
         values = values.astype(np.float64)
         lo, hi = float(values.min()), float(values.max())
+    _check_finite(values, ds, path, "the VOI window / LUT")
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise ImageLoadError(
+            path, f"non-finite VOI output range [{lo}, {hi}] ({_dicom_voi_attrs(ds)})"
+        )
+    # In place: ``values`` is always a fresh float64 array here, and a big
+    # image then holds one float64 copy instead of three.
     if hi > lo:
-        scaled = np.clip((values - lo) / (hi - lo), 0.0, 1.0)
+        values -= lo
+        values /= hi - lo
+        scaled = np.clip(values, 0.0, 1.0, out=values)
     else:
         scaled = np.zeros_like(values)
     if photometric == "MONOCHROME1":  # low values are white
-        scaled = 1.0 - scaled
-    return Image.fromarray(scaled.astype(np.float32))
+        np.subtract(1.0, scaled, out=scaled)
+    scaled = scaled.astype(np.float32)
+    del values
+    return Image.fromarray(scaled)
+
+
+def _dicom_voi_attrs(ds):
+    keys = ("WindowCenter", "WindowWidth", "VOILUTFunction")
+    return ", ".join(f"{k}={ds.get(k)}" for k in keys if k in ds) or "VOI LUT table"
+
+
+def _check_finite(values, ds, path, step):
+    """A DICOM whose rescale or window gives NaN / infinity is damaged.
+
+    Scaling such values to [0, 1] would give an all-zero (or partly zero)
+    image that looks valid downstream.
+    """
+    if np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():
+        attrs = ", ".join(
+            f"{k}={ds.get(k)}" for k in ("RescaleSlope", "RescaleIntercept") if k in ds
+        )
+        if step != "the modality LUT":
+            attrs = ", ".join(filter(None, [attrs, _dicom_voi_attrs(ds)]))
+        raise ImageLoadError(
+            path,
+            f"non-finite pixel values after {step} ({attrs or 'Modality LUT Sequence'})",
+        )
 
 
 def _voi_lut_table(values, ds):

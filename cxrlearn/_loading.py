@@ -14,7 +14,8 @@ import numpy as np
 from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.validation import check_memory
+from sklearn.utils._set_output import _get_output_config
+from sklearn.utils.validation import _check_feature_names_in, check_memory
 
 from ._decoders import DECODER_VERSION, RESAMPLING, DecodeSpec, ImageLoadError, decode_file
 
@@ -22,6 +23,10 @@ __all__ = ["ImageLoadError", "ImageLoader", "LazyImages"]
 
 #: Pillow's own hard limit (2 x PIL.Image.MAX_IMAGE_PIXELS at import time).
 DEFAULT_MAX_PIXELS = 178_956_970
+
+#: 256 MiB of decoded pixel data per file (a 16-bit grey image of 11585 x
+#: 11585, an 8-bit colour one of 8192 x 8192 held by Pillow in 4 bytes a pixel).
+DEFAULT_MAX_DECODED_BYTES = 256 * 2**20
 
 
 def _check_paths(X):
@@ -77,27 +82,34 @@ def _check_paths(X):
     return out
 
 
-def _cached_decode(path, size, mtime_ns, spec, version, max_pixels):
-    """Cache target: the key is path + size + mtime + output spec + version."""
-    return decode_file(path, spec, max_pixels)
+def _cached_decode(path, size, mtime_ns, spec, version, max_pixels, max_decoded_bytes):
+    """Cache target: the key is path + size + mtime + output spec + version.
+
+    The limits are not part of the key (``ignore=`` in :meth:`ImageLoader._load`):
+    they decide whether a file is decoded, not what it decodes to.
+    """
+    return decode_file(path, spec, max_pixels, max_decoded_bytes)
 
 
-def _decode_one(path, spec, max_pixels, cached):
-    """Decode one file, through the cache when ``cached`` is given."""
+def _decode_one(path, spec, limits, cached):
+    """Decode one file, through the cache when ``cached`` is given.
+
+    ``limits`` is ``(max_pixels, max_decoded_bytes)``.
+    """
     if cached is None:
-        return decode_file(path, spec, max_pixels)
+        return decode_file(path, spec, *limits)
     try:
         st = os.stat(path)
     except OSError:  # let the decoder raise its ImageLoadError
-        return decode_file(path, spec, max_pixels)
+        return decode_file(path, spec, *limits)
     return cached(
-        os.path.abspath(path), st.st_size, st.st_mtime_ns, spec, DECODER_VERSION, max_pixels
+        os.path.abspath(path), st.st_size, st.st_mtime_ns, spec, DECODER_VERSION, *limits
     )
 
 
-def _decode_chunk(paths, spec, max_pixels, cached):
+def _decode_chunk(paths, spec, limits, cached):
     """Decode a few files (one parallel task) into one stacked array."""
-    return np.stack([_decode_one(p, spec, max_pixels, cached) for p in paths])
+    return np.stack([_decode_one(p, spec, limits, cached) for p in paths])
 
 
 class ImageLoader(TransformerMixin, BaseEstimator):
@@ -143,11 +155,28 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         Cache decoded, resized arrays on disk, keyed by the file (absolute
         path, size and modification time) and by the parameters that change
         the pixels, so the folds and candidates of a grid search decode each
-        file once. ``None`` disables caching.
+        file once. ``None`` disables caching. The cache is a training-time
+        convenience and does not travel with a fitted model: a loader fitted
+        in another process (a pipeline unpickled by another application) does
+        not use it, so it never writes decoded patient images where the model
+        is used; :func:`cxrlearn.io.save_model` saves ``memory=None``.
     max_pixels : int or None, default=178_956_970
         Refuse images with more pixels than this (decompression bombs).
-        ``None`` disables the check, but Pillow still refuses images above
-        twice ``PIL.Image.MAX_IMAGE_PIXELS``.
+        ``None`` disables the check, but images that Pillow reads are still
+        refused above twice ``PIL.Image.MAX_IMAGE_PIXELS``, Pillow's own hard
+        limit. Pillow's ``DecompressionBombWarning`` is never emitted: this
+        check and ``max_decoded_bytes`` take its place.
+    max_decoded_bytes : int or None, default=268_435_456
+        Refuse files whose decoded pixel data would take more than this many
+        bytes (256 MiB by default), computed from the header before any pixel
+        is decoded: width x height x bytes per pixel of the mode Pillow
+        decodes to (1 for 8-bit grey, 2 for 16-bit grey, 4 for colour, with
+        or without alpha), after a JPEG's reduced-scale decoding; for DICOM,
+        rows x columns x samples per pixel x bytes allocated. Decoding one
+        file needs about 3 to 5 times this much memory at its peak (8 times
+        for a 16-bit DICOM, windowed in float64; see the loading guide), and
+        ``n_jobs`` threads decode that many files at once. ``None`` disables
+        the check.
     lazy : bool, default=False
         If True, :meth:`transform` returns a :class:`LazyImages` that decodes
         rows on demand, for training with batches that do not fit in memory.
@@ -175,9 +204,15 @@ class ImageLoader(TransformerMixin, BaseEstimator):
     first VOI window or LUT are applied, MONOCHROME1 is inverted, and images
     without VOI data are stretched to their own min / max.
 
-    A file that cannot be decoded (missing, empty, not an image, truncated,
-    corrupt, too large, unsupported DICOM) raises :class:`ImageLoadError`
-    naming the file; nothing is skipped or filled in silently.
+    A file that cannot be decoded completely (missing, empty, not an image,
+    truncated, corrupt pixel data, a damaged EXIF block, too large,
+    non-finite DICOM values, unsupported DICOM) raises
+    :class:`ImageLoadError` naming the file and the cause; nothing is
+    skipped or filled in silently.
+
+    The output is a 4-D image array, not a table: ``set_output`` accepts only
+    ``transform="default"`` (or None), and :meth:`get_feature_names_out`
+    names the pixels of a flattened image.
 
     Examples
     --------
@@ -203,6 +238,7 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         "n_jobs": [numbers.Integral, None],
         "memory": [None, str, os.PathLike, HasMethods(["cache"])],
         "max_pixels": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "max_decoded_bytes": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "lazy": ["boolean"],
     }
 
@@ -218,6 +254,7 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         n_jobs=None,
         memory=None,
         max_pixels=DEFAULT_MAX_PIXELS,
+        max_decoded_bytes=DEFAULT_MAX_DECODED_BYTES,
         lazy=False,
     ):
         self.image_size = image_size
@@ -229,6 +266,7 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.memory = memory
         self.max_pixels = max_pixels
+        self.max_decoded_bytes = max_decoded_bytes
         self.lazy = lazy
 
     def fit(self, X, y=None):
@@ -249,6 +287,7 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         self._check_params()
         _check_paths(X)
         self.n_features_in_ = 1
+        self._fitted_here = True  # not pickled: see __getstate__ and _memory
         if hasattr(X, "columns") and isinstance(X.columns[0], str):
             self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         elif hasattr(self, "feature_names_in_"):
@@ -274,12 +313,109 @@ LazyImages
         ------
         ImageLoadError
             If any file cannot be decoded (the first failure is raised).
+        ValueError
+            If a table output (pandas, polars) was configured with
+            ``set_output`` or ``sklearn.set_config(transform_output=...)``.
         """
         self._check_params()
+        self._check_output_config(_get_output_config("transform", self)["dense"])
         paths = _check_paths(X)
         if self.lazy:
             return LazyImages(self, paths)
         return self._load(paths)
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the output features, as if each image were flattened.
+
+        The output of :meth:`transform` is a 4-D array ``(n_samples, height,
+        width, channels)``; its features are the pixels of one image in the
+        order of ``X.reshape(n_samples, -1)`` (row by row, channels last),
+        named like the features of other scikit-learn transformers that
+        make new features (``imageloader0``, ``imageloader1``, ...).
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Checked against the single input column (``feature_names_in_``
+            when fitted on a DataFrame); not used otherwise.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+            ``height * width * channels`` names.
+
+        Examples
+        --------
+        >>> from cxrlearn._loading import ImageLoader
+        >>> ImageLoader(image_size=2, color_mode="grayscale").get_feature_names_out()
+        array(['imageloader0', 'imageloader1', 'imageloader2', 'imageloader3'],
+              dtype=object)
+        """
+        if input_features is not None and len(input_features) != 1:
+            raise ValueError(
+                "ImageLoader has a single input feature (the column of paths), "
+                f"got input_features with {len(input_features)} names"
+            )
+        _check_feature_names_in(self, input_features, generate_names=False)
+        self._check_params()
+        n_out = int(np.prod(self._output_shape(1)[1:]))
+        prefix = type(self).__name__.lower()
+        return np.asarray([f"{prefix}{i}" for i in range(n_out)], dtype=object)
+
+    def set_output(self, *, transform=None):
+        """Set the output container; only arrays are possible.
+
+        :meth:`transform` returns a 4-D image array (or :class:`LazyImages`),
+        which no DataFrame can hold, so ``"pandas"`` and ``"polars"`` raise a
+        ``ValueError``. In a :class:`~sklearn.pipeline.Pipeline`, set the
+        output of the steps after the loader instead (``pipe[1:].set_output(
+        transform="pandas")``) once they produce a table.
+
+        Parameters
+        ----------
+        transform : {"default"} or None, default=None
+            ``"default"`` keeps the array output; None leaves the
+            configuration unchanged.
+
+        Returns
+        -------
+        self : ImageLoader
+            This estimator.
+
+        Raises
+        ------
+        ValueError
+            If ``transform`` is ``"pandas"``, ``"polars"`` or any other
+            table container.
+        """
+        self._check_output_config(transform)
+        return super().set_output(transform=transform)
+
+    @staticmethod
+    def _check_output_config(transform):
+        if transform not in (None, "default"):
+            raise ValueError(
+                f"ImageLoader cannot produce {transform!r} output: it returns a 4-D "
+                "image array (n_samples, height, width, channels), which is not a "
+                "table. Use set_output(transform='default') on the loader (it "
+                "overrides sklearn.set_config(transform_output=...)), and set a table "
+                "output only on later pipeline steps, e.g. "
+                "pipe[1:].set_output(transform='pandas')."
+            )
+
+    def __getstate__(self):
+        # The decode cache belongs to the process that fitted the loader:
+        # after unpickling elsewhere it is off (see _memory).
+        state = dict(super().__getstate__())
+        state.pop("_fitted_here", None)
+        return state
+
+    def __setstate__(self, state):
+        # A loader saved before ``max_decoded_bytes`` existed gets the default,
+        # so that saved pipelines keep working.
+        state = dict(state)
+        state.setdefault("max_decoded_bytes", DEFAULT_MAX_DECODED_BYTES)
+        super().__setstate__(state)
 
     def __sklearn_is_fitted__(self):
         return True  # stateless: transform works without fit
@@ -333,6 +469,10 @@ LazyImages
         return (n, height, width, 3 if self.color_mode == "rgb" else 1)
 
     def _memory(self):
+        """The decode cache, or None: off when unset, and off in a loader that
+        was fitted in another process and unpickled here."""
+        if hasattr(self, "n_features_in_") and not getattr(self, "_fitted_here", False):
+            return None
         memory = self.memory
         if isinstance(memory, os.PathLike):
             memory = os.fspath(memory)
@@ -348,11 +488,12 @@ LazyImages
         memory = self._memory()
         cached = None
         if memory is not None:
-            cached = memory.cache(_cached_decode, ignore=["max_pixels"])
+            cached = memory.cache(_cached_decode, ignore=["max_pixels", "max_decoded_bytes"])
+        limits = (self.max_pixels, self.max_decoded_bytes)
         n_workers = min(effective_n_jobs(self.n_jobs), len(paths))
         if n_workers <= 1:
             for i, path in enumerate(paths):
-                out[i] = _decode_one(path, spec, self.max_pixels, cached)
+                out[i] = _decode_one(path, spec, limits, cached)
             return out
         # Several files per task: fewer round trips, still balanced. Results
         # are written into ``out`` as they arrive, so the decoded images are
@@ -360,7 +501,7 @@ LazyImages
         step = max(1, min(16, -(-len(paths) // (4 * n_workers))))
         starts = range(0, len(paths), step)
         results = Parallel(n_jobs=self.n_jobs, prefer="threads", return_as="generator")(
-            delayed(_decode_chunk)(paths[i : i + step], spec, self.max_pixels, cached)
+            delayed(_decode_chunk)(paths[i : i + step], spec, limits, cached)
             for i in starts
         )
         for start, block in zip(starts, results):
@@ -418,7 +559,10 @@ class LazyImages:
     ndim = 4
 
     def __init__(self, loader, paths):
-        self.loader = ImageLoader(**{**loader.get_params(deep=False), "lazy": False})
+        params = {**loader.get_params(deep=False), "lazy": False}
+        if loader._memory() is None:  # e.g. a loader unpickled from a model file
+            params["memory"] = None
+        self.loader = ImageLoader(**params)
         self.loader._check_params()
         paths = np.asarray(paths, dtype=object)
         if paths.ndim != 1:

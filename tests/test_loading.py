@@ -689,6 +689,61 @@ def test_feature_names_from_dataframe(png_paths):
     assert not hasattr(loader.fit(png_paths), "feature_names_in_")
 
 
+def test_loader_saved_before_max_decoded_bytes_still_loads(png_paths):
+    state = ImageLoader(8).__getstate__()
+    del state["max_decoded_bytes"]  # what an older cxrlearn pickled
+    old = ImageLoader.__new__(ImageLoader)
+    old.__setstate__(state)
+    assert old.get_params()["max_decoded_bytes"] == loading.DEFAULT_MAX_DECODED_BYTES
+    assert old.transform(png_paths).shape == (6, 8, 8, 3)
+
+
+def test_get_feature_names_out_names_the_flattened_pixels(png_paths):
+    loader = ImageLoader((2, 3), color_mode="rgb")
+    names = loader.get_feature_names_out()
+    assert names.dtype == object and len(names) == 2 * 3 * 3
+    assert list(names[:3]) == ["imageloader0", "imageloader1", "imageloader2"]
+    assert list(loader.fit(png_paths).get_feature_names_out(["x0"])) == list(names)
+    with pytest.raises(ValueError, match="single input feature"):
+        loader.get_feature_names_out(["a", "b"])
+    pipe = make_pipeline(ImageLoader((2, 2), color_mode="grayscale")).fit(png_paths)
+    assert list(pipe.get_feature_names_out()) == [f"imageloader{i}" for i in range(4)]
+
+
+def test_get_feature_names_out_checks_dataframe_column(png_paths):
+    pd = pytest.importorskip("pandas")
+    loader = ImageLoader(1, color_mode="grayscale").fit(pd.DataFrame({"file": png_paths}))
+    assert list(loader.get_feature_names_out(["file"])) == ["imageloader0"]
+    with pytest.raises(ValueError, match="input_features is not equal"):
+        loader.get_feature_names_out(["other"])
+
+
+def test_set_output_default_works_and_tables_fail_clearly(png_paths):
+    import sklearn
+
+    loader = ImageLoader(4, color_mode="grayscale")
+    assert loader.set_output(transform="default") is loader
+    assert loader.transform(png_paths).shape == (6, 4, 4, 1)
+    pipe = make_pipeline(ImageLoader(4), FunctionTransformer(_flatten))
+    assert pipe.set_output(transform="default").fit_transform(png_paths).shape == (6, 48)
+    for kind in ["pandas", "polars"]:
+        with pytest.raises(ValueError, match=r"4-D image array.*not a table"):
+            ImageLoader(4).set_output(transform=kind)
+        with pytest.raises(ValueError, match="cannot produce '%s' output" % kind):
+            make_pipeline(ImageLoader(4), FunctionTransformer(_flatten)).set_output(
+                transform=kind
+            )
+    # a global table output is refused the same way; the loader's own
+    # "default" setting overrides it
+    with sklearn.config_context(transform_output="pandas"):
+        with pytest.raises(ValueError, match="4-D image array"):
+            ImageLoader(4).transform(png_paths)
+        with pytest.raises(ValueError, match="4-D image array"):
+            ImageLoader(4, lazy=True).fit_transform(png_paths)
+        X = ImageLoader(4).set_output(transform="default").transform(png_paths)
+        assert isinstance(X, np.ndarray) and X.shape == (6, 4, 4, 3)
+
+
 @pytest.mark.parametrize(
     "params, match",
     [
@@ -700,6 +755,8 @@ def test_feature_names_from_dataframe(png_paths):
         ({"image_size": (2, 3, 4)}, "image_size"),
         ({"image_size": 0}, "image_size"),
         ({"max_pixels": 0}, "max_pixels"),
+        ({"max_decoded_bytes": 0}, "max_decoded_bytes"),
+        ({"max_decoded_bytes": 1.5}, "max_decoded_bytes"),
         ({"memory": 3}, "memory"),
     ],
 )

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from joblib import Parallel, delayed, effective_n_jobs
 
 from .._decoders import ImageLoadError, decode_file
-from .._loading import DEFAULT_MAX_PIXELS, ImageLoader, _check_paths
+from .._loading import DEFAULT_MAX_DECODED_BYTES, DEFAULT_MAX_PIXELS, ImageLoader, _check_paths
 from ._directory import IMAGE_EXTENSIONS, _image_files
 
 __all__ = ["ScanReport", "scan_images"]
@@ -49,11 +49,11 @@ class ScanReport:
         return "\n".join(lines)
 
 
-def _check_chunk(paths, spec, max_pixels):
+def _check_chunk(paths, spec, limits):
     problems = []
     for path in paths:
         try:
-            decode_file(path, spec, max_pixels)
+            decode_file(path, spec, *limits)
         except (ImageLoadError, ImportError) as exc:
             reason = exc.reason if isinstance(exc, ImageLoadError) else str(exc)
             problems.append((path, reason))
@@ -65,6 +65,7 @@ def scan_images(
     *,
     loader=None,
     max_pixels=DEFAULT_MAX_PIXELS,
+    max_decoded_bytes=DEFAULT_MAX_DECODED_BYTES,
     extensions=IMAGE_EXTENSIONS,
     n_jobs=None,
 ):
@@ -72,8 +73,9 @@ def scan_images(
 
     Run it on a new data export before training: :class:`~cxrlearn.ImageLoader`
     stops at the first unreadable file, this lists them all with their cause
-    (missing, empty, not an image, truncated, corrupt, too large, unsupported
-    DICOM).
+    (missing, empty, not an image, truncated, corrupt pixel data, damaged
+    EXIF, too large, non-finite or unsupported DICOM). A file is reported
+    unless its pixel data decodes completely.
 
     Parameters
     ----------
@@ -82,11 +84,14 @@ def scan_images(
         ``extensions`` under it, recursively.
     loader : ImageLoader, default=None
         Check with this loader's decoding settings (colour mode, resize
-        policy, ``max_pixels``) and ``n_jobs``. By default files are decoded
+        policy, ``max_pixels``, ``max_decoded_bytes``) and ``n_jobs``. By default files are decoded
         fully and resized to a 32x32 grayscale thumbnail, which exercises
         the same decoders cheaply.
     max_pixels : int or None, default=178_956_970
         Decompression-bomb limit when ``loader`` is None.
+    max_decoded_bytes : int or None, default=268_435_456
+        Limit on one file's decoded pixel data when ``loader`` is None (see
+        :class:`~cxrlearn.ImageLoader`).
     extensions : sequence of str, default=IMAGE_EXTENSIONS
         File suffixes to pick up when ``paths`` is a folder.
     n_jobs : int, default=None
@@ -126,20 +131,26 @@ def scan_images(
         paths = files
     paths = _check_paths(paths)
     if loader is None:
-        loader = ImageLoader(image_size=32, color_mode="grayscale", max_pixels=max_pixels)
+        loader = ImageLoader(
+            image_size=32,
+            color_mode="grayscale",
+            max_pixels=max_pixels,
+            max_decoded_bytes=max_decoded_bytes,
+        )
     elif not isinstance(loader, ImageLoader):
         raise TypeError(f"loader must be an ImageLoader, got {type(loader).__name__}")
     loader._check_params()
     spec = loader._spec()
     if n_jobs is None:
         n_jobs = loader.n_jobs
+    limits = (loader.max_pixels, loader.max_decoded_bytes)
     n_workers = min(effective_n_jobs(n_jobs), len(paths))
     if n_workers <= 1:
-        bad = _check_chunk(paths, spec, loader.max_pixels)
+        bad = _check_chunk(paths, spec, limits)
     else:
         step = max(1, min(16, -(-len(paths) // (4 * n_workers))))
         results = Parallel(n_jobs=n_jobs, prefer="threads")(
-            delayed(_check_chunk)(paths[i : i + step], spec, loader.max_pixels)
+            delayed(_check_chunk)(paths[i : i + step], spec, limits)
             for i in range(0, len(paths), step)
         )
         bad = [item for chunk in results for item in chunk]
