@@ -25,11 +25,24 @@ from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
 from sklearn.metrics import make_scorer, roc_curve
 from sklearn.model_selection import StratifiedShuffleSplit, check_cv
-from sklearn.utils import _safe_indexing, get_tags
-from sklearn.utils._param_validation import HasMethods, Interval, RealNotInt
+from sklearn.utils import Bunch, _safe_indexing, get_tags
+from sklearn.utils._param_validation import (
+    HasMethods,
+    Interval,
+    RealNotInt,
+    validate_params,
+)
+from sklearn.utils.metadata_routing import (
+    MetadataRouter,
+    MethodMapping,
+    _raise_for_params,
+    _routing_enabled,
+    process_routing,
+)
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
+    _check_method_params,
     assert_all_finite,
     check_consistent_length,
     check_is_fitted,
@@ -51,14 +64,13 @@ __all__ = [
 _RATE_TOL = 1e-12
 
 
-def _check_target(target, name="target"):
-    if (
-        isinstance(target, bool)
-        or not isinstance(target, Real)
-        or not 0 < target <= 1
-    ):
-        raise ValueError(f"{name} must be a number in (0, 1]; got {target!r}.")
-    return float(target)
+_TARGET = Interval(Real, 0, 1, closed="right")
+_LABEL = [Real, str, "boolean"]
+_THRESHOLD_SEARCH_CONSTRAINTS = {
+    "y_true": ["array-like"],
+    "y_score": ["array-like"],
+    "pos_label": _LABEL,
+}
 
 
 def _binary_roc(y_true, y_score, pos_label):
@@ -80,6 +92,10 @@ def _binary_roc(y_true, y_score, pos_label):
     return roc_curve(y_true == pos_label, y_score, drop_intermediate=False)
 
 
+@validate_params(
+    {**_THRESHOLD_SEARCH_CONSTRAINTS, "target": [_TARGET]},
+    prefer_skip_nested_validation=True,
+)
 def threshold_for_sensitivity(y_true, y_score, target, *, pos_label=1):
     """Largest threshold whose sensitivity on the given data is >= `target`.
 
@@ -127,13 +143,16 @@ def threshold_for_sensitivity(y_true, y_score, target, *, pos_label=1):
     >>> threshold_for_sensitivity(y_val, score, 1.0)
     0.4
     """
-    target = _check_target(target)
     _, tpr, thresholds = _binary_roc(y_true, y_score, pos_label)
     # tpr is non-decreasing as the threshold decreases: take the first hit.
     index = np.flatnonzero(tpr >= target - _RATE_TOL)[0]
     return float(thresholds[index])
 
 
+@validate_params(
+    {**_THRESHOLD_SEARCH_CONSTRAINTS, "target": [_TARGET]},
+    prefer_skip_nested_validation=True,
+)
 def threshold_for_specificity(y_true, y_score, target, *, pos_label=1):
     """Smallest threshold whose specificity on the given data is >= `target`.
 
@@ -180,13 +199,13 @@ def threshold_for_specificity(y_true, y_score, target, *, pos_label=1):
     >>> threshold_for_specificity(y_val, score, 0.75, pos_label="PNEUMONIA")
     0.4
     """
-    target = _check_target(target)
     fpr, _, thresholds = _binary_roc(y_true, y_score, pos_label)
     # specificity is non-increasing as the threshold decreases: take the last hit.
     index = np.flatnonzero(1.0 - fpr >= target - _RATE_TOL)[-1]
     return float(thresholds[index])
 
 
+@validate_params(_THRESHOLD_SEARCH_CONSTRAINTS, prefer_skip_nested_validation=True)
 def threshold_for_balanced_accuracy(y_true, y_score, *, pos_label=1):
     """Threshold with the best balanced accuracy on the given data.
 
@@ -243,6 +262,7 @@ def threshold_for_balanced_accuracy(y_true, y_score, *, pos_label=1):
 
 
 def _check_targets(target_sensitivity, target_specificity):
+    """The one target set: what `validate_params` cannot express."""
     if (target_sensitivity is None) == (target_specificity is None):
         raise ValueError(
             "Set exactly one of target_sensitivity and target_specificity; got "
@@ -250,8 +270,8 @@ def _check_targets(target_sensitivity, target_specificity):
             f"target_specificity={target_specificity!r}."
         )
     if target_sensitivity is not None:
-        return "sensitivity", _check_target(target_sensitivity, "target_sensitivity")
-    return "specificity", _check_target(target_specificity, "target_specificity")
+        return "sensitivity", float(target_sensitivity)
+    return "specificity", float(target_specificity)
 
 
 def _operating_point_score(
@@ -275,6 +295,14 @@ def _operating_point_score(
     return constrained - target - 1.0
 
 
+@validate_params(
+    {
+        "target_sensitivity": [_TARGET, None],
+        "target_specificity": [_TARGET, None],
+        "pos_label": _LABEL,
+    },
+    prefer_skip_nested_validation=True,
+)
 def make_operating_point_scorer(
     *, target_sensitivity=None, target_specificity=None, pos_label=1
 ):
@@ -374,6 +402,13 @@ class OperatingPointClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
     threshold is not taken from a grid nor from averaged per-fold curves:
     it is the exact optimum on the pooled held-out predictions, so the
     reported ``validation_sensitivity_`` really is >= the target.
+
+    Metadata is routed as in scikit-learn's meta-estimators: ``groups``
+    passed to `fit` goes to the `cv` splitter; with metadata routing
+    enabled (``sklearn.set_config(enable_metadata_routing=True)``),
+    ``sample_weight`` and other metadata go to the `fit` of `estimator`
+    when it requests them (``estimator.set_fit_request(sample_weight=True)``),
+    see :meth:`get_metadata_routing`.
 
     Parameters
     ----------
@@ -487,13 +522,44 @@ class OperatingPointClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
             )
         return check_cv(self.cv, y, classifier=True)
 
-    def _held_out_scores(self, X, y, groups):
-        """Fit `estimator_` and return (y, score of the positive class) held out."""
+    def _route_fit_params(self, params):
+        """Metadata of `fit` per consumer, like scikit-learn's meta-estimators.
+
+        With metadata routing enabled, scikit-learn's ``process_routing``
+        sends each item where `get_metadata_routing` says.
+        Without it, only ``groups`` is accepted (it goes to the splitter, as
+        in :class:`~sklearn.model_selection.GridSearchCV`); anything else
+        raises, as in
+        :class:`~sklearn.model_selection.TunedThresholdClassifierCV`.
+        """
+        if _routing_enabled():
+            return process_routing(self, "fit", **params)
+        params = dict(params)
+        groups = params.pop("groups", None)
+        _raise_for_params(params, self, "fit")
+        return Bunch(
+            estimator=Bunch(fit={}), splitter=Bunch(split={"groups": groups})
+        )
+
+    def _held_out_scores(self, X, y, routed_params):
+        """Fit `estimator_` and return (y, score of the positive class) held out.
+
+        The folds are fitted here rather than by
+        :func:`sklearn.model_selection.cross_val_predict`: with
+        ``method="predict_proba"`` that function fits each fold on
+        label-encoded targets (0, 1, ...), which breaks estimators whose
+        parameters name the classes (e.g. a `class_weight` dict keyed by
+        ``"PNEUMONIA"``); it also refuses the single split of a float `cv`
+        and does not return the fold model that ``refit=False`` keeps. The
+        loop follows :class:`~sklearn.model_selection.TunedThresholdClassifierCV`
+        (metadata sliced per fold by ``_check_method_params``).
+        """
+        fit_params = routed_params.estimator.fit
         if isinstance(self.estimator, FrozenEstimator):
-            self.estimator_ = self.estimator.fit(X, y)
+            self.estimator_ = self.estimator.fit(X, y, **fit_params)
             return y, _positive_proba(self.estimator_, X, self.pos_label_)
         cv = self._check_cv(y)
-        splits = list(cv.split(X, y, groups))
+        splits = list(cv.split(X, y, **routed_params.splitter.split))
         if not self.refit and len(splits) != 1:
             raise ValueError(
                 f"refit=False needs a cv with a single split (e.g. cv=0.2); "
@@ -501,19 +567,26 @@ class OperatingPointClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
             )
         held_out_y, held_out_score = [], []
         for train, val in splits:
-            model = clone(self.estimator).fit(_safe_indexing(X, train), y[train])
+            model = clone(self.estimator).fit(
+                _safe_indexing(X, train),
+                y[train],
+                **_check_method_params(X, fit_params, indices=train),
+            )
             held_out_y.append(y[val])
             held_out_score.append(
                 _positive_proba(model, _safe_indexing(X, val), self.pos_label_)
             )
-        self.estimator_ = clone(self.estimator).fit(X, y) if self.refit else model
+        if self.refit:
+            self.estimator_ = clone(self.estimator).fit(X, y, **fit_params)
+        else:
+            self.estimator_ = model
         return np.concatenate(held_out_y), np.concatenate(held_out_score)
 
     @_fit_context(
         # the estimator is validated when it is fitted
         prefer_skip_nested_validation=False
     )
-    def fit(self, X, y, groups=None):
+    def fit(self, X, y, **params):
         """Fit the estimator and choose the threshold on held-out predictions.
 
         Parameters
@@ -523,20 +596,45 @@ class OperatingPointClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
             paths or an image array); only indexed here, never converted.
         y : array-like of shape (n_samples,)
             Binary labels.
-        groups : array-like of shape (n_samples,), default=None
-            Group labels (e.g. patient ids) for a group-aware `cv` splitter.
+        **params : dict
+            Metadata, as in scikit-learn's meta-estimators:
+
+            - ``groups`` : array-like of shape (n_samples,), group labels
+              (e.g. patient ids) for a group-aware `cv` splitter such as
+              :class:`~sklearn.model_selection.GroupKFold`. Without metadata
+              routing it always goes to the splitter (a splitter that takes
+              no groups ignores it); with routing it goes where it is
+              requested (``GroupKFold`` requests it by default).
+            - anything else, e.g. ``sample_weight``, needs metadata routing
+              (``sklearn.set_config(enable_metadata_routing=True)``) and is
+              passed to the `fit` of `estimator` that requests it (e.g.
+              ``estimator.set_fit_request(sample_weight=True)``), on every
+              fold and on the refit, sliced to the samples of each fit.
+              Without routing it raises, as in
+              :class:`~sklearn.model_selection.TunedThresholdClassifierCV`.
+
+            The threshold itself is chosen on unweighted held-out
+            predictions.
 
         Returns
         -------
         self : OperatingPointClassifier
             The fitted classifier.
+
+        Raises
+        ------
+        ValueError
+            If `y` does not hold two classes, `pos_label` is not one of them,
+            not exactly one target is set, or metadata other than ``groups``
+            is passed without metadata routing.
         """
         kind, target = _check_targets(
             self.target_sensitivity, self.target_specificity
         )
         check_classification_targets(y)
         # Lists, arrays and data frames are kept as they are (only indexed).
-        X, y, groups = indexable(X, column_or_1d(y, warn=True), groups)
+        X, y = indexable(X, column_or_1d(y, warn=True))
+        routed_params = self._route_fit_params(params)
         classes = np.unique(y)
         if len(classes) != 2:
             raise ValueError(
@@ -554,7 +652,7 @@ class OperatingPointClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
                 f"pos_label={self.pos_label!r} is not one of the classes "
                 f"{classes.tolist()}."
             )
-        y_val, score = self._held_out_scores(X, y, groups)
+        y_val, score = self._held_out_scores(X, y, routed_params)
         self.classes_ = np.asarray(self.estimator_.classes_)
         if not np.isin(classes, self.classes_).all():
             raise ValueError(
@@ -570,6 +668,32 @@ class OperatingPointClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
         self.validation_sensitivity_ = sensitivity_score(is_pos, flagged)
         self.validation_specificity_ = specificity_score(is_pos, flagged)
         return self
+
+    def get_metadata_routing(self):
+        """Get metadata routing of this object.
+
+        `fit` routes metadata to the `fit` of `estimator` and to the `split`
+        of `cv`, as :class:`~sklearn.model_selection.TunedThresholdClassifierCV`
+        does; see the metadata routing page of the scikit-learn User Guide
+        (https://scikit-learn.org/stable/metadata_routing.html).
+
+        Returns
+        -------
+        routing : MetadataRouter
+            A :class:`~sklearn.utils.metadata_routing.MetadataRouter`
+            encapsulating routing information.
+        """
+        return (
+            MetadataRouter(owner=self)
+            .add(
+                estimator=self.estimator,
+                method_mapping=MethodMapping().add(caller="fit", callee="fit"),
+            )
+            .add(
+                splitter=self.cv,
+                method_mapping=MethodMapping().add(caller="fit", callee="split"),
+            )
+        )
 
     def predict(self, X):
         """Predict `pos_label_` where its probability is >= `threshold_`.

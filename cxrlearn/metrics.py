@@ -14,6 +14,7 @@ imports TensorFlow, and matplotlib is imported only by
 import numbers
 import warnings
 from collections.abc import Mapping
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.exceptions import UndefinedMetricWarning
@@ -28,6 +29,12 @@ from sklearn.metrics import (
     precision_score,
     recall_score,
     roc_auc_score,
+)
+from sklearn.utils._param_validation import (
+    Interval,
+    Options,
+    StrOptions,
+    validate_params,
 )
 from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import check_consistent_length, column_or_1d
@@ -66,6 +73,20 @@ def _check_binary_labels(y_true, y_pred, pos_label):
         )
 
 
+# The labels cxrlearn accepts as a positive class, as in sklearn.metrics.
+_LABEL = [Real, str, "boolean"]
+# zero_division as in sklearn.metrics.recall_score.
+_ZERO_DIVISION = [Options(Real, {0.0, 1.0}), "nan", StrOptions({"warn"})]
+_BINARY_RATE_CONSTRAINTS = {
+    "y_true": ["array-like"],
+    "y_pred": ["array-like"],
+    "pos_label": _LABEL,
+    "sample_weight": ["array-like", None],
+    "zero_division": _ZERO_DIVISION,
+}
+
+
+@validate_params(_BINARY_RATE_CONSTRAINTS, prefer_skip_nested_validation=True)
 def sensitivity_score(
     y_true, y_pred, *, pos_label=1, sample_weight=None, zero_division="warn"
 ):
@@ -99,6 +120,14 @@ def sensitivity_score(
     specificity_score : The true negative rate.
     sklearn.metrics.recall_score : The function this one calls.
 
+    Notes
+    -----
+    imbalanced-learn's ``sensitivity_score`` and ``specificity_score`` are
+    not used: in imbalanced-learn 0.14 they have no `zero_division`, return
+    0 for both rates when only the negative label is present, and weight
+    the specificity wrongly (true negatives are counted as samples, not
+    weights; imbalanced-learn issue #1180).
+
     Examples
     --------
     >>> from cxrlearn.metrics import sensitivity_score
@@ -117,6 +146,7 @@ def sensitivity_score(
     return float(recall_score(y_true, y_pred, pos_label=pos_label, **kwargs))
 
 
+@validate_params(_BINARY_RATE_CONSTRAINTS, prefer_skip_nested_validation=True)
 def specificity_score(
     y_true, y_pred, *, pos_label=1, sample_weight=None, zero_division="warn"
 ):
@@ -187,7 +217,20 @@ def _negative_label(labels, pos_label, neg_label):
     )
 
 
-def clinical_report(y_true, y_score, *, pos_label=1, threshold=0.5, neg_label=None):
+@validate_params(
+    {
+        "y_true": ["array-like"],
+        "y_score": ["array-like"],
+        "pos_label": _LABEL,
+        "threshold": [Real, None],
+        "neg_label": _LABEL + [None],
+        "y_pred": ["array-like", None],
+    },
+    prefer_skip_nested_validation=True,
+)
+def clinical_report(
+    y_true, y_score, *, pos_label=1, threshold=0.5, neg_label=None, y_pred=None
+):
     """Clinical summary of a binary classifier at one operating point.
 
     Parameters
@@ -199,16 +242,24 @@ def clinical_report(y_true, y_score, *, pos_label=1, threshold=0.5, neg_label=No
         ``clf.predict_proba(X)[:, 1]``.
     pos_label : int, str or bool, default=1
         The label of the positive (disease) class, e.g. ``"PNEUMONIA"``.
-    threshold : float, default=0.5
+    threshold : float or None, default=0.5
         Samples with ``y_score >= threshold`` are predicted positive (the
         convention of :func:`sklearn.metrics.roc_curve` and
         :class:`sklearn.model_selection.FixedThresholdClassifier`). Choose it
         on validation data, e.g. with
-        :func:`cxrlearn.threshold_for_sensitivity`.
+        :func:`cxrlearn.threshold_for_sensitivity`. With `y_pred` given it is
+        only reported (None: the classifier has no threshold, e.g. argmax).
     neg_label : int, str or bool, default=None
         The negative label. Inferred from `y_true` (the label that is not
         `pos_label`); only needed when `y_true` holds the positive class
         alone and `pos_label` is neither ``1`` nor a bool.
+    y_pred : array-like of shape (n_samples,), default=None
+        The labels the classifier itself predicted, e.g. ``clf.predict(X)``.
+        When given, the confusion matrix and every rate come from these
+        labels, not from thresholding `y_score`: a model's own decision
+        (whatever its threshold means, e.g. a ``decision_function`` cut-off)
+        is reported as it is made. `y_score` still gives ROC-AUC and
+        average precision.
 
     Returns
     -------
@@ -270,7 +321,18 @@ def clinical_report(y_true, y_score, *, pos_label=1, threshold=0.5, neg_label=No
         raise ValueError(f"pos_label={pos_label!r} is not one of the labels {labels}.")
     neg = _negative_label(labels, pos_label, neg_label)
     pos = _to_python(pos_label)
-    y_pred = np.where(y_score >= threshold, pos, neg)
+    if y_pred is None:
+        if threshold is None:
+            raise ValueError("threshold=None needs the classifier's own labels in y_pred.")
+        y_pred = np.where(y_score >= threshold, pos, neg)
+    else:
+        y_pred = column_or_1d(y_pred)
+        check_consistent_length(y_true, y_pred)
+        unexpected = np.setdiff1d(y_pred, [neg, pos])
+        if unexpected.size:
+            raise ValueError(
+                f"y_pred holds labels {unexpected.tolist()} besides {[neg, pos]}."
+            )
     is_pos = y_true == pos_label
 
     if len(labels) == 2:
@@ -303,7 +365,7 @@ def clinical_report(y_true, y_score, *, pos_label=1, threshold=0.5, neg_label=No
         "sensitivity": sensitivity,
         "specificity": specificity_score(y_true, y_pred, **binary),
         "f1": float(f1_score(y_true, y_pred, **binary)),
-        "threshold": float(threshold),
+        "threshold": None if threshold is None else float(threshold),
         "n_samples": int(len(y_true)),
         "prevalence": float(np.mean(is_pos)),
         "confusion_matrix": cm.tolist(),
@@ -311,11 +373,21 @@ def clinical_report(y_true, y_score, *, pos_label=1, threshold=0.5, neg_label=No
     }
 
 
-def multiclass_report(y_true, proba, *, classes):
+@validate_params(
+    {
+        "y_true": ["array-like"],
+        "proba": ["array-like"],
+        "classes": ["array-like"],
+        "y_pred": ["array-like", None],
+    },
+    prefer_skip_nested_validation=True,
+)
+def multiclass_report(y_true, proba, *, classes, y_pred=None):
     """Clinical summary of a multiclass classifier (e.g. normal/bacterial/viral).
 
     The predicted class is the column of `proba` with the highest
-    probability. Per-class sensitivity, specificity and ROC-AUC treat that
+    probability, unless the classifier's own labels are given as `y_pred`.
+    Per-class sensitivity, specificity and ROC-AUC treat that
     class as positive and every other class as negative (one-vs-rest).
 
     Parameters
@@ -326,6 +398,9 @@ def multiclass_report(y_true, proba, *, classes):
         Class probabilities, rows summing to 1, e.g. ``clf.predict_proba(X)``.
     classes : array-like of shape (n_classes,)
         The label of each column of `proba`, e.g. ``clf.classes_``.
+    y_pred : array-like of shape (n_samples,), default=None
+        The labels the classifier predicted (``clf.predict(X)``); by default
+        the most probable class of each row.
 
     Returns
     -------
@@ -375,7 +450,16 @@ def multiclass_report(y_true, proba, *, classes):
             f"y_true holds labels {unknown.tolist()} that are not in "
             f"classes={classes.tolist()}."
         )
-    y_pred = classes[np.argmax(proba, axis=1)]
+    if y_pred is None:
+        y_pred = classes[np.argmax(proba, axis=1)]
+    else:
+        y_pred = column_or_1d(y_pred)
+        check_consistent_length(y_true, y_pred)
+        if np.setdiff1d(y_pred, classes).size:
+            raise ValueError(
+                f"y_pred holds labels {np.setdiff1d(y_pred, classes).tolist()} that are "
+                f"not in classes={classes.tolist()}."
+            )
     keys = [str(label) for label in classes]
     present = np.isin(classes, y_true)
 
@@ -444,6 +528,10 @@ def _format_matrix(matrix, labels):
     return lines
 
 
+@validate_params(
+    {"report": [Mapping], "decimals": [Interval(Integral, 0, None, closed="left")]},
+    prefer_skip_nested_validation=True,
+)
 def format_report(report, *, decimals=4):
     """Render a report from :func:`clinical_report` or :func:`multiclass_report`.
 
@@ -515,6 +603,17 @@ def format_report(report, *, decimals=4):
     return "\n".join(lines)
 
 
+@validate_params(
+    {
+        "y_true": ["array-like"],
+        "y_score": ["array-like"],
+        "pos_label": _LABEL,
+        "thresholds": [Mapping, "array-like", Real],
+        "ax": "no_validation",
+        "name": [str, None],
+    },
+    prefer_skip_nested_validation=True,
+)
 def plot_operating_points(
     y_true, y_score, *, pos_label=1, thresholds=(0.5,), ax=None, name=None
 ):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
+from sklearn.utils._param_validation import InvalidParameterError
 
 from cxrlearn._loading import ImageLoader
 from cxrlearn.datasets import (
@@ -215,6 +216,39 @@ def test_real_kermany_patient_ids(data_dir):
     stems = {Path(p).stem for p in paths}
     assert not set(groups) & stems  # every real name parses to a patient
     assert 500 < len(set(groups)) < len(paths)  # patients with several images
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda root: load_image_directory(42),
+        lambda root: load_image_directory(root, label_mode=None),
+        lambda root: load_image_directory(root, classes="NORMAL"),
+        lambda root: load_image_directory(root, extensions=3),
+        lambda root: load_manifest(None),
+        lambda root: load_manifest(root / "m.csv", path_column=0),
+        lambda root: load_manifest(root / "m.csv", group_column=["patient"]),
+        lambda root: patient_id(None),
+        lambda root: patient_ids("person1_virus_6.jpeg"),
+    ],
+)
+def test_parameters_are_validated(tmp_path, call):
+    """Types and values: scikit-learn's InvalidParameterError (a ValueError)."""
+    with pytest.raises(InvalidParameterError):
+        call(tmp_path)
+
+
+def test_extensions_as_one_string(tmp_path):
+    touch_image(tmp_path / "NORMAL" / "a.png")
+    touch_image(tmp_path / "NORMAL" / "b.bmp")
+    paths, _ = load_image_directory(tmp_path, extensions="PNG")
+    assert [Path(p).name for p in paths] == ["a.png"]
+
+
+def test_patient_ids_of_a_series():
+    pd = pytest.importorskip("pandas")
+    series = pd.Series(["person1_virus_6.jpeg", "IM-0115-0001.jpeg"], index=[7, 3])
+    assert patient_ids(series).tolist() == ["person1", "IM-0115"]
 
 
 # ------------------------------------------------------------- scan_images

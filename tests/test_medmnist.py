@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
+from sklearn.utils._param_validation import InvalidParameterError
 
 import cxrlearn.datasets._medmnist as medmnist
 from cxrlearn.datasets import fetch_pneumoniamnist, get_data_home, load_medmnist
@@ -219,3 +220,35 @@ def test_data_home_from_environment(tmp_path, monkeypatch):
     assert fetch_pneumoniamnist(download_if_missing=False) == str(
         tmp_path / "home" / "pneumoniamnist.npz"
     )
+
+
+def test_data_home_default_and_user_folder(tmp_path, monkeypatch):
+    """cxrlearn's own default; ~ expanded and folder made by scikit-learn's."""
+    monkeypatch.delenv("CXRLEARN_DATA_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("USERPROFILE", str(tmp_path))  # Windows
+    expected = os.path.join(str(tmp_path), ".cxrlearn_data")
+    assert get_data_home() == expected and os.path.isdir(expected)
+    nested = os.path.join("~", "cache", "cxr")
+    assert get_data_home(nested) == os.path.join(str(tmp_path), "cache", "cxr")
+    assert os.path.isdir(tmp_path / "cache" / "cxr")
+    folder = get_data_home(tmp_path / "as_path")  # os.PathLike
+    assert isinstance(folder, str) and os.path.isdir(folder)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda home: get_data_home(42),
+        lambda home: fetch_pneumoniamnist(True, data_home=home),
+        lambda home: fetch_pneumoniamnist(28, data_home=home, timeout=0),
+        lambda home: fetch_pneumoniamnist(28, data_home=home, download_if_missing="no"),
+        lambda home: fetch_pneumoniamnist(28, data_home=home, url=b"http://x"),
+        lambda home: load_medmnist(None),
+        lambda home: load_medmnist(os.path.join(home, "p.npz"), split=0),
+    ],
+)
+def test_parameters_are_validated(tmp_path, call):
+    with pytest.raises(InvalidParameterError):
+        call(str(tmp_path))
+    assert os.listdir(tmp_path) == []  # nothing fetched or made

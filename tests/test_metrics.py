@@ -9,6 +9,7 @@ from sklearn.datasets import make_classification
 from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import make_scorer, roc_auc_score
+from sklearn.utils._param_validation import InvalidParameterError
 
 from cxrlearn.metrics import (
     clinical_report,
@@ -90,6 +91,47 @@ def test_more_than_two_labels_rejected():
 def test_specificity_without_negatives_follows_zero_division():
     assert specificity_score([1, 1], [1, 1], zero_division=1.0) == 1.0
     assert math.isnan(specificity_score([1, 1], [1, 0], zero_division=np.nan))
+
+
+def test_rates_where_imblearn_differs():
+    """The cases why these rates do not call imblearn.metrics (0.14).
+
+    imblearn's specificity counts true negatives as samples, not weights
+    (scikit-learn-contrib/imbalanced-learn#1180), returns 0.0 for both
+    rates when only the negative label is present, and has no
+    zero_division; scikit-learn's recall_score gets all three right.
+    """
+    weights = [2.0, 1.0, 1.0, 1.0]
+    # tn weighs 2, fp weighs 1 (imblearn 0.14: 0.5)
+    spec = specificity_score([0, 0, 1, 1], [0, 1, 1, 1], sample_weight=weights)
+    assert spec == pytest.approx(2 / 3)
+    # only negatives, all correct (imblearn 0.14: 0.0)
+    assert specificity_score([0, 0], [0, 0]) == 1.0
+    # no positive: undefined, warned about, or the value asked for
+    with pytest.warns(UndefinedMetricWarning):
+        assert sensitivity_score([0, 0], [0, 0]) == 0.0
+    assert math.isnan(sensitivity_score([0, 0], [0, 1], zero_division=np.nan))
+    assert sensitivity_score([0, 0], [0, 1], zero_division=1.0) == 1.0
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: sensitivity_score([0, 1], [0, 1], zero_division="skip"),
+        lambda: specificity_score([0, 1], [0, 1], pos_label=None),
+        lambda: specificity_score([0, 1], [0, 1], sample_weight=2.0),
+        lambda: sensitivity_score(1, [0, 1]),
+        lambda: clinical_report([0, 1], [0.2, 0.8], threshold="0.5"),
+        lambda: clinical_report([0, 1], [0.2, 0.8], pos_label=[1]),
+        lambda: multiclass_report([0, 1], [[0.2, 0.8], [0.1, 0.9]], classes=None),
+        lambda: format_report([("accuracy", 1.0)]),
+        lambda: format_report({"accuracy": 1.0}, decimals=-1),
+        lambda: plot_operating_points([0, 1], [0.2, 0.8], thresholds="0.5"),
+    ],
+)
+def test_public_functions_validate_their_parameters(call):
+    with pytest.raises(InvalidParameterError):
+        call()
 
 
 def test_usable_with_make_scorer():

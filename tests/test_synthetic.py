@@ -10,7 +10,9 @@ import pytest
 from PIL import Image
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
+from sklearn.utils._param_validation import InvalidParameterError
 
+from cxrlearn.datasets import _synthetic as synthetic
 from cxrlearn.datasets import make_synthetic_xrays, write_synthetic_xray_directory
 
 NORMAL_NAME = re.compile(r"^IM-(\d{4})-(\d{4})\.(png|jpeg)$")
@@ -139,7 +141,11 @@ def test_rgb_replicates_the_gray_image():
         ({"image_size": (32, 15)}, "image_size"),
         ({"image_size": (32, 32, 3)}, "image_size"),
         ({"n_channels": 2}, "n_channels"),
-        ({"n_channels": True}, "n_channels"),
+        ({"n_channels": 3.0}, "n_channels"),
+        ({"noise": float("inf")}, "noise"),
+        ({"weights": 0.3}, "weights"),
+        ({"as_uint8": "yes"}, "as_uint8"),
+        ({"random_state": "0"}, "random_state"),
         ({"weights": [0.5, 0.6]}, "sum to 1"),
         ({"weights": [0.2, 0.3, 0.5]}, "2 classes"),
         ({"weights": [-0.5, 1.5]}, "non-negative"),
@@ -150,6 +156,19 @@ def test_rgb_replicates_the_gray_image():
 def test_invalid_parameters_raise(kwargs, match):
     params = {"n_samples": 4, "image_size": 16, **kwargs}
     with pytest.raises(ValueError, match=match):
+        make_synthetic_xrays(**params)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"n_samples": 1}, {"image_size": 8}, {"n_channels": 2}, {"noise": -0.1},
+     {"class_sep": float("nan")}, {"weights": "0.5"}],
+)
+def test_parameters_are_checked_by_validate_params(kwargs):
+    """Types and ranges: scikit-learn's InvalidParameterError (a ValueError)."""
+    params = {"n_samples": 4, "image_size": 16, **kwargs}
+    name = next(iter(kwargs))
+    with pytest.raises(InvalidParameterError, match=f"'{name}' parameter"):
         make_synthetic_xrays(**params)
 
 
@@ -175,6 +194,55 @@ def test_learnable_but_not_trivial():
     assert 0.70 < auc < 0.95, auc
     assert _logreg_auc(class_sep=0.0) < 0.68
     assert _logreg_auc(class_sep=3.0) > auc
+
+
+def _reference_upsample(grid, h, w):
+    """The hand-written bilinear resize that scipy.ndimage.zoom replaced."""
+    gh, gw = grid.shape[1:]
+    ys, xs = np.linspace(0.0, gh - 1.0, h), np.linspace(0.0, gw - 1.0, w)
+    y0 = np.minimum(ys.astype(int), gh - 2)
+    x0 = np.minimum(xs.astype(int), gw - 2)
+    fy, fx = (ys - y0)[None, :, None], (xs - x0)[None, None, :]
+    rows0, rows1 = grid[:, y0], grid[:, y0 + 1]
+    top = rows0[:, :, x0] * (1 - fx) + rows0[:, :, x0 + 1] * fx
+    bot = rows1[:, :, x0] * (1 - fx) + rows1[:, :, x0 + 1] * fx
+    return top * (1 - fy) + bot * fy
+
+
+def _reference_blur(img, sigma):
+    """The hand-written separable Gaussian that scipy.ndimage replaced."""
+    radius = int(np.ceil(2.5 * sigma))
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    taps /= taps.sum()
+    h, w = img.shape[1:]
+    padded = np.pad(img, ((0, 0), (radius, radius), (0, 0)), mode="edge")
+    img = sum(t * padded[:, k:k + h] for k, t in enumerate(taps))
+    padded = np.pad(img, ((0, 0), (0, 0), (radius, radius)), mode="edge")
+    return sum(t * padded[:, :, k:k + w] for k, t in enumerate(taps))
+
+
+@pytest.mark.parametrize(
+    "shape", [(10, 10, 16, 16), (14, 14, 64, 40), (128, 128, 300, 200)]
+)
+def test_upsample_is_corner_aligned_bilinear(shape):
+    gh, gw, h, w = shape
+    grid = np.random.default_rng(0).random((3, gh, gw)).astype(np.float32)
+    out = synthetic._upsample(grid, h, w)
+    assert out.shape == (3, h, w) and out.dtype == np.float32
+    np.testing.assert_allclose(out, _reference_upsample(grid.astype(float), h, w),
+                               atol=1e-6)
+    np.testing.assert_array_equal(out[:, [0, -1]][:, :, [0, -1]],
+                                  grid[:, [0, -1]][:, :, [0, -1]])
+
+
+@pytest.mark.parametrize("size", [(16, 16), (64, 40), (128, 128)])
+def test_blur_is_the_truncated_gaussian(size):
+    img = np.random.default_rng(0).random((3, *size)).astype(np.float32)
+    sigma = 0.6 * min(size) / 64
+    out = synthetic._blur(img, sigma)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, _reference_blur(img.astype(float), sigma),
+                               atol=1e-6)
 
 
 def test_fast_enough():
@@ -266,8 +334,12 @@ def test_directory_is_reproducible_and_jpeg(tmp_path):
 
 
 def test_directory_invalid_parameters(tmp_path):
-    with pytest.raises(ValueError, match="format"):
+    with pytest.raises(InvalidParameterError, match="format"):
         write_synthetic_xray_directory(tmp_path, 4, format="bmp")
-    with pytest.raises(ValueError, match="n_samples"):
+    with pytest.raises(InvalidParameterError, match="n_samples"):
         write_synthetic_xray_directory(tmp_path, 1)
+    with pytest.raises(InvalidParameterError, match="root"):
+        write_synthetic_xray_directory(None, 4)
+    with pytest.raises(ValueError, match="sum to 1"):
+        write_synthetic_xray_directory(tmp_path, 4, weights=[0.9, 0.9])
     assert not any(tmp_path.iterdir())  # nothing written on error

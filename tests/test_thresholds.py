@@ -6,18 +6,24 @@ import pickle
 
 import numpy as np
 import pytest
+from sklearn import config_context
 from sklearn.base import clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.datasets import make_classification
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score, brier_score_loss
+from sklearn.exceptions import UnsetMetadataPassedError
 from sklearn.model_selection import (
     GroupKFold,
+    StratifiedKFold,
     TunedThresholdClassifierCV,
     train_test_split,
 )
+from sklearn.pipeline import make_pipeline
+from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn.utils.metadata_routing import MetadataRouter
 
 from cxrlearn._thresholds import (
     OperatingPointClassifier,
@@ -165,12 +171,30 @@ def test_rates_that_round_are_not_missed():
     assert _spec(y, score, t) == pytest.approx(0.7)
 
 
-@pytest.mark.parametrize("target", [0, -0.1, 1.5, np.nan, "0.9", True])
+# scikit-learn's validate_params checks the target (its InvalidParameterError is
+# a ValueError); like scikit-learn it takes True for 1.
+@pytest.mark.parametrize("target", [0, -0.1, 1.5, np.nan, "0.9", None])
 def test_invalid_target(target):
-    with pytest.raises(ValueError, match=r"\(0, 1\]"):
+    match = r"'target' parameter of threshold_for_s\w+ must be .*\(0\.0, 1\.0\]"
+    with pytest.raises(InvalidParameterError, match=match):
         threshold_for_sensitivity([0, 1], [0.1, 0.9], target)
-    with pytest.raises(ValueError, match=r"\(0, 1\]"):
+    with pytest.raises(ValueError, match=match):
         threshold_for_specificity([0, 1], [0.1, 0.9], target)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: threshold_for_sensitivity([0, 1], [0.1, 0.9], 0.9, pos_label=None),
+        lambda: threshold_for_balanced_accuracy(0, [0.1, 0.9]),
+        lambda: threshold_for_specificity([0, 1], "scores", 0.9),
+        lambda: make_operating_point_scorer(target_sensitivity=1.5),
+        lambda: make_operating_point_scorer(target_specificity=0.9, pos_label=[1]),
+    ],
+)
+def test_public_functions_validate_their_parameters(call):
+    with pytest.raises(InvalidParameterError):
+        call()
 
 
 def test_invalid_labels():
@@ -347,6 +371,155 @@ def test_group_splitter_uses_groups(split_problem):
     assert clf.fit(X_train, y_train, groups=groups).validation_sensitivity_ >= 0.9
     with pytest.raises(ValueError, match="groups"):
         clone(clf).fit(X_train, y_train)
+
+
+class _RecordingLogisticRegression(LogisticRegression):
+    """LogisticRegression that records the data and weights of each fit."""
+
+    fits = []
+
+    def fit(self, X, y, sample_weight=None):
+        type(self).fits.append((np.asarray(X).copy(), sample_weight))
+        return super().fit(X, y, sample_weight=sample_weight)
+
+
+@pytest.fixture
+def recording():
+    _RecordingLogisticRegression.fits = []
+    yield _RecordingLogisticRegression
+    _RecordingLogisticRegression.fits = []
+
+
+def _indexed_problem(n=300):
+    """X whose first column is the row number, so a fit's rows can be told."""
+    X, y = make_classification(n_samples=n, n_features=5, random_state=0)
+    X[:, 0] = np.arange(n)
+    return X, y
+
+
+def test_sample_weight_is_routed_to_every_fit(recording):
+    X, y = _indexed_problem()
+    weights = np.linspace(0.5, 2.0, len(y))
+    cv = StratifiedKFold(3)
+    with config_context(enable_metadata_routing=True):
+        estimator = recording(max_iter=500).set_fit_request(sample_weight=True)
+        clf = OperatingPointClassifier(estimator, target_sensitivity=0.9, cv=cv)
+        clf.fit(X, y, sample_weight=weights)
+    # one fit per fold, then the refit on all the data
+    assert len(recording.fits) == 4
+    for X_fit, sample_weight in recording.fits:
+        rows = X_fit[:, 0].astype(int)
+        np.testing.assert_array_equal(sample_weight, weights[rows])
+    fold_rows = [np.sort(fit[0][:, 0].astype(int)) for fit in recording.fits[:3]]
+    for rows, (train, _) in zip(fold_rows, cv.split(X, y)):
+        np.testing.assert_array_equal(rows, train)
+    assert len(recording.fits[3][0]) == len(y)
+    # the weights change the model, hence its probabilities
+    unweighted = LogisticRegression(max_iter=500).fit(X, y)
+    assert not np.allclose(clf.estimator_.coef_, unweighted.coef_)
+
+
+def test_sample_weight_with_refit_false_fits_the_training_part(recording):
+    X, y = _indexed_problem()
+    weights = np.linspace(0.5, 2.0, len(y))
+    with config_context(enable_metadata_routing=True):
+        estimator = recording(max_iter=500).set_fit_request(sample_weight=True)
+        clf = OperatingPointClassifier(
+            estimator, target_sensitivity=0.9, cv=0.25, refit=False, random_state=0
+        ).fit(X, y, sample_weight=weights)
+    (X_fit, sample_weight), = recording.fits
+    assert len(X_fit) == 225
+    np.testing.assert_array_equal(sample_weight, weights[X_fit[:, 0].astype(int)])
+    assert clf.estimator_.n_features_in_ == 5
+
+
+def test_groups_are_routed_to_the_splitter(recording):
+    X, y = _indexed_problem()
+    groups = np.arange(len(y)) // 4  # e.g. 4 images per patient
+    with config_context(enable_metadata_routing=True):
+        clf = OperatingPointClassifier(
+            recording(max_iter=500), target_sensitivity=0.9, cv=GroupKFold(3)
+        ).fit(X, y, groups=groups)
+        assert clf.validation_sensitivity_ >= 0.9
+        # a splitter that takes no groups: not routed anywhere, as in sklearn
+        with pytest.raises(TypeError, match="groups"):
+            clone(clf).set_params(cv=3).fit(X, y, groups=groups)
+    for X_fit, _ in recording.fits[:3]:  # no patient on both sides of a split
+        trained = np.bincount(groups[X_fit[:, 0].astype(int)], minlength=75)
+        assert set(np.unique(trained)) == {0, 4}
+    assert len(recording.fits[3][0]) == len(y)  # the refit
+
+
+@pytest.mark.filterwarnings("ignore:The groups parameter is ignored:UserWarning")
+def test_routing_disabled_takes_groups_only(recording):
+    X, y = _indexed_problem()
+    groups = np.arange(len(y)) // 4
+    clf = OperatingPointClassifier(
+        recording(max_iter=500), target_sensitivity=0.9, cv=GroupKFold(3)
+    ).fit(X, y, groups=groups)
+    for X_fit, sample_weight in recording.fits[:3]:
+        trained = np.bincount(groups[X_fit[:, 0].astype(int)], minlength=75)
+        assert set(np.unique(trained)) == {0, 4}
+        assert sample_weight is None
+    # a splitter without groups ignores them, as before
+    clone(clf).set_params(cv=3).fit(X, y, groups=groups)
+    # sample_weight needs routing, as in TunedThresholdClassifierCV
+    with pytest.raises(ValueError, match="enable_metadata_routing=True"):
+        clone(clf).fit(X, y, sample_weight=np.ones(len(y)))
+
+
+def test_unrequested_sample_weight_raises_with_routing():
+    X, y = _indexed_problem()
+    clf = OperatingPointClassifier(LogisticRegression(), target_sensitivity=0.9)
+    with config_context(enable_metadata_routing=True):
+        with pytest.raises(UnsetMetadataPassedError, match="sample_weight"):
+            clf.fit(X, y, sample_weight=np.ones(len(y)))
+
+
+def test_get_metadata_routing():
+    with config_context(enable_metadata_routing=True):
+        estimator = LogisticRegression().set_fit_request(sample_weight=True)
+        routing = OperatingPointClassifier(
+            estimator, target_sensitivity=0.9, cv=GroupKFold(3)
+        ).get_metadata_routing()
+        assert isinstance(routing, MetadataRouter)
+        assert routing.consumes("fit", {"sample_weight", "groups", "other"}) == {
+            "sample_weight",
+            "groups",
+        }
+        # the default cv takes no groups; the estimator requests nothing
+        routing = OperatingPointClassifier(
+            LogisticRegression(), target_sensitivity=0.9
+        ).get_metadata_routing()
+        assert routing.consumes("fit", {"sample_weight", "groups"}) == set()
+
+
+def test_routing_through_a_pipeline(recording):
+    """sample_weight and groups reach the right objects inside a Pipeline."""
+    X, y = _indexed_problem()
+    weights = np.linspace(0.5, 2.0, len(y))
+    groups = np.arange(len(y)) // 4
+    with config_context(enable_metadata_routing=True):
+        estimator = recording(max_iter=500).set_fit_request(sample_weight=True)
+        pipe = make_pipeline(
+            OperatingPointClassifier(
+                estimator, target_sensitivity=0.9, cv=GroupKFold(3)
+            )
+        )
+        pipe.fit(X, y, sample_weight=weights, groups=groups)
+    assert len(recording.fits) == 4
+    for X_fit, sample_weight in recording.fits:
+        np.testing.assert_array_equal(sample_weight, weights[X_fit[:, 0].astype(int)])
+
+
+def test_estimator_parameters_that_name_the_classes(split_problem):
+    """Each fold is fitted on the labels themselves, not on encoded ones."""
+    X_train, _, y_train, _ = split_problem
+    estimator = LogisticRegression(class_weight={"NORMAL": 1.0, "PNEUMONIA": 3.0})
+    clf = OperatingPointClassifier(estimator, target_sensitivity=0.9, cv=3)
+    clf.fit(X_train, NAMES[y_train])
+    assert clf.pos_label_ == "PNEUMONIA"
+    assert clf.validation_sensitivity_ >= 0.9
 
 
 def test_list_input_is_only_indexed():

@@ -5,6 +5,7 @@ import os
 import re
 
 import numpy as np
+from sklearn.utils._param_validation import StrOptions, validate_params
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -51,6 +52,15 @@ def _three_class_label(path, folder_label):
     )
 
 
+@validate_params(
+    {
+        "root": [str, os.PathLike],
+        "extensions": [str, "array-like"],
+        "label_mode": [StrOptions({"folder", "three_class"})],
+        "classes": ["array-like", None],
+    },
+    prefer_skip_nested_validation=True,
+)
 def load_image_directory(
     root, *, extensions=IMAGE_EXTENSIONS, label_mode="folder", classes=None
 ):
@@ -63,8 +73,8 @@ def load_image_directory(
         ``PNEUMONIA/``. Images may sit in nested folders inside a class
         folder. Hidden files and folders (name starting with ``.``) are
         ignored.
-    extensions : sequence of str, default=IMAGE_EXTENSIONS
-        File suffixes to keep (case-insensitive), by default
+    extensions : str or sequence of str, default=IMAGE_EXTENSIONS
+        File suffixes to keep (case-insensitive, the dot optional), by default
         ``.png .jpg .jpeg .dcm .dicom .tif .tiff .bmp``.
     label_mode : {"folder", "three_class"}, default="folder"
         ``"folder"``: the label is the class folder's name (binary NORMAL /
@@ -114,10 +124,6 @@ def load_image_directory(
     ['NORMAL', 'BACTERIA', 'VIRUS']
     """
     root = os.fspath(root)
-    if label_mode not in ("folder", "three_class"):
-        raise ValueError(
-            f"label_mode must be 'folder' or 'three_class', got {label_mode!r}"
-        )
     if isinstance(extensions, str):
         extensions = (extensions,)
     extensions = {e.lower() if e.startswith(".") else "." + e.lower() for e in extensions}
@@ -160,6 +166,16 @@ def _object_array(values):
     return arr
 
 
+@validate_params(
+    {
+        "csv_path": [str, os.PathLike],
+        "path_column": [str],
+        "label_column": [str],
+        "group_column": [str, None],
+        "root": [str, os.PathLike, None],
+    },
+    prefer_skip_nested_validation=True,
+)
 def load_manifest(
     csv_path, *, path_column="path", label_column="label", group_column=None, root=None
 ):
@@ -236,6 +252,7 @@ def load_manifest(
     return tuple(_object_array(values[kind]) for kind, _ in columns)
 
 
+@validate_params({"path": [str, os.PathLike]}, prefer_skip_nested_validation=True)
 def patient_id(path):
     """The patient a Kermany chest X-ray file belongs to.
 
@@ -265,18 +282,23 @@ def patient_id(path):
     >>> patient_id("scan_42.png")
     'scan_42'
     """
+    return _patient_id(path)
+
+
+def _patient_id(path):
     stem = os.path.splitext(os.path.basename(os.fspath(path)))[0]
     match = _PERSON.match(stem) or _IM_SERIES.match(stem)
     return match.group(1) if match else stem
 
 
+@validate_params({"paths": ["array-like"]}, prefer_skip_nested_validation=True)
 def patient_ids(paths):
     """Patient ids of many files, for ``GroupKFold`` / ``StratifiedGroupKFold``.
 
     Parameters
     ----------
-    paths : iterable of str or os.PathLike
-        File paths (a list, 1-D array or ``(n, 1)`` column).
+    paths : array-like of str or os.PathLike
+        File paths (a list, 1-D array, ``(n, 1)`` column or pandas Series).
 
     Returns
     -------
@@ -295,4 +317,4 @@ def patient_ids(paths):
     ...     assert not {paths[i][:7] for i in train} & {paths[i][:7] for i in test}
     """
     flat = np.asarray(paths, dtype=object).ravel()
-    return _object_array([patient_id(p) for p in flat])
+    return _object_array([_patient_id(p) for p in flat])

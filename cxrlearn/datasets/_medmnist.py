@@ -5,8 +5,11 @@ import http.client
 import os
 import tempfile
 import urllib.request
+from numbers import Integral, Real
 
 import numpy as np
+from sklearn.datasets import get_data_home as _sklearn_get_data_home
+from sklearn.utils._param_validation import Interval, Options, validate_params
 
 __all__ = ["fetch_pneumoniamnist", "get_data_home", "load_medmnist"]
 
@@ -22,6 +25,10 @@ PNEUMONIAMNIST_MD5 = {
 _CHUNK = 1 << 20
 
 
+@validate_params(
+    {"npz_path": [str, os.PathLike], "split": [str]},
+    prefer_skip_nested_validation=True,
+)
 def load_medmnist(npz_path, split="train"):
     """Read one split of a MedMNIST ``.npz`` file as float images and labels.
 
@@ -95,14 +102,21 @@ def load_medmnist(npz_path, split="train"):
     return X, y
 
 
+@validate_params(
+    {"data_home": [str, os.PathLike, None]}, prefer_skip_nested_validation=True
+)
 def get_data_home(data_home=None):
     """Folder where fetched data sets are cached, created if needed.
+
+    :func:`sklearn.datasets.get_data_home` with cxrlearn's own default:
+    ``~`` is expanded and the folder is created by scikit-learn.
 
     Parameters
     ----------
     data_home : str or os.PathLike, default=None
         Explicit folder. Otherwise the ``CXRLEARN_DATA_HOME`` environment
-        variable, otherwise ``~/.cxrlearn_data``.
+        variable, otherwise ``~/.cxrlearn_data`` (not scikit-learn's
+        ``SCIKIT_LEARN_DATA`` / ``~/scikit_learn_data``).
 
     Returns
     -------
@@ -119,9 +133,7 @@ def get_data_home(data_home=None):
     """
     if data_home is None:
         data_home = os.environ.get("CXRLEARN_DATA_HOME", os.path.join("~", ".cxrlearn_data"))
-    data_home = os.path.expanduser(os.fspath(data_home))
-    os.makedirs(data_home, exist_ok=True)
-    return data_home
+    return _sklearn_get_data_home(os.fspath(data_home))
 
 
 def _pneumoniamnist_filename(size):
@@ -172,6 +184,17 @@ def _download(url, target, md5, timeout):
             os.remove(tmp)
 
 
+@validate_params(
+    {
+        "size": [Options(Integral, set(PNEUMONIAMNIST_MD5))],
+        "data_home": [str, os.PathLike, None],
+        "url": [str, None],
+        "md5": [str, None],
+        "download_if_missing": ["boolean"],
+        "timeout": [Interval(Real, 0, None, closed="neither")],
+    },
+    prefer_skip_nested_validation=True,
+)
 def fetch_pneumoniamnist(
     size=28, *, data_home=None, url=None, md5=None, download_if_missing=True, timeout=60
 ):
@@ -226,10 +249,6 @@ def fetch_pneumoniamnist(
     >>> load_medmnist(path, split="val")[1].tolist()
     [0, 1]
     """
-    if size not in PNEUMONIAMNIST_MD5:
-        raise ValueError(
-            f"size must be one of {sorted(PNEUMONIAMNIST_MD5)}, got {size!r}"
-        )
     filename = _pneumoniamnist_filename(size)
     target = os.path.join(get_data_home(data_home), filename)
     if os.path.exists(target):

@@ -8,15 +8,23 @@ blurred opacities ("infiltrates") inside a lung field.  They are **not**
 medical data and carry no clinical meaning; they exist so that pipelines,
 estimators and documentation can run in seconds without the real data set.
 
-Only NumPy and Pillow are used (no TensorFlow).
+Only NumPy, SciPy (:mod:`scipy.ndimage` blurs and resizes) and Pillow
+are used (no TensorFlow).
 """
 
-import numbers
 import os
+from numbers import Integral, Real
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import (
+    Interval,
+    Options,
+    StrOptions,
+    validate_params,
+)
 
 __all__ = ["make_synthetic_xrays", "write_synthetic_xray_directory"]
 
@@ -26,6 +34,8 @@ CLASS_NAMES = ("NORMAL", "PNEUMONIA")
 _CHUNK = 16
 # Largest side rendered directly; larger images are upsampled from it.
 _MAX_RENDER = 128
+# Smallest side of an image.
+_MIN_SIDE = 16
 
 # Uniform ranges of the per-image parameters, in patient coordinates (u to
 # the image right, v downwards, both about -1 to 1 across the image).
@@ -56,26 +66,27 @@ _REPEAT_JITTER = {
 }
 
 
-def _check_int(value, name, minimum):
-    if (isinstance(value, bool) or not isinstance(value, numbers.Integral)
-            or value < minimum):
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+def _check_side(value, name):
+    if (isinstance(value, bool) or not isinstance(value, Integral)
+            or value < _MIN_SIDE):
+        raise ValueError(f"{name} must be an integer >= {_MIN_SIDE}, got {value!r}.")
     return int(value)
 
 
 def _check_image_size(image_size):
-    if isinstance(image_size, numbers.Integral) and not isinstance(image_size, bool):
-        image_size = (image_size, image_size)
+    """``(height, width)`` from an int (already validated) or a pair."""
+    if isinstance(image_size, Integral):
+        return int(image_size), int(image_size)
     try:
         h, w = image_size
     except (TypeError, ValueError):
         raise ValueError("image_size must be an int or a (height, width) pair, "
                          f"got {image_size!r}.") from None
-    return _check_int(h, "image_size (height)", 16), _check_int(
-        w, "image_size (width)", 16)
+    return _check_side(h, "image_size (height)"), _check_side(w, "image_size (width)")
 
 
 def _check_weights(weights):
+    """Class proportions: what `validate_params` cannot check about `weights`."""
     if weights is None:
         return np.array([0.5, 0.5])
     try:
@@ -94,11 +105,17 @@ def _check_weights(weights):
     return w
 
 
-def _check_nonneg_float(value, name):
-    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
-            or not np.isfinite(value) or value < 0):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
-    return float(value)
+# Parameters shared by make_synthetic_xrays and write_synthetic_xray_directory,
+# checked by sklearn's validate_params. A finite bound closed on the left only
+# excludes inf; an Interval of Integral excludes bools.
+_COMMON_CONSTRAINTS = {
+    "n_samples": [Interval(Integral, 2, None, closed="left")],
+    "image_size": [Interval(Integral, _MIN_SIDE, None, closed="left"), "array-like"],
+    "weights": ["array-like", None],
+    "noise": [Interval(Real, 0, np.inf, closed="left")],
+    "class_sep": [Interval(Real, 0, np.inf, closed="left")],
+    "random_state": ["random_state"],
+}
 
 
 def _generator(random_state):
@@ -154,32 +171,26 @@ def _ramp(d, width):
 
 
 def _upsample(grid, h, w):
-    """Bilinear resize of ``(n, gh, gw)`` arrays to ``(n, h, w)``."""
+    """Bilinear resize of ``(n, gh, gw)`` arrays to ``(n, h, w)``.
+
+    Corner-aligned (the first and last rows and columns map onto the
+    grid's), as :func:`scipy.ndimage.zoom` does with ``grid_mode=False``.
+    """
     gh, gw = grid.shape[1:]
-    ys = np.linspace(0.0, gh - 1.0, h)
-    xs = np.linspace(0.0, gw - 1.0, w)
-    y0 = np.minimum(ys.astype(int), gh - 2)
-    x0 = np.minimum(xs.astype(int), gw - 2)
-    fy = (ys - y0).astype(grid.dtype)[None, :, None]
-    fx = (xs - x0).astype(grid.dtype)[None, None, :]
-    rows0, rows1 = grid[:, y0], grid[:, y0 + 1]
-    top = rows0[:, :, x0] * (1 - fx) + rows0[:, :, x0 + 1] * fx
-    bot = rows1[:, :, x0] * (1 - fx) + rows1[:, :, x0 + 1] * fx
-    return top * (1 - fy) + bot * fy
+    return ndimage.zoom(grid, (1, h / gh, w / gw), order=1, mode="nearest",
+                        grid_mode=False)
 
 
 def _blur(img, sigma):
-    """Separable Gaussian blur of ``(n, h, w)`` images (edge padding)."""
+    """Separable Gaussian blur of ``(n, h, w)`` images (edge padding).
+
+    The kernel spans ``ceil(2.5 * sigma)`` pixels on each side.
+    """
     radius = int(np.ceil(2.5 * sigma))
     if radius < 1:
         return img
-    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
-    taps = (taps / taps.sum()).astype(img.dtype)
-    h, w = img.shape[1:]
-    padded = np.pad(img, ((0, 0), (radius, radius), (0, 0)), mode="edge")
-    img = sum(t * padded[:, k:k + h] for k, t in enumerate(taps))
-    padded = np.pad(img, ((0, 0), (0, 0), (radius, radius)), mode="edge")
-    return sum(t * padded[:, :, k:k + w] for k, t in enumerate(taps))
+    return ndimage.gaussian_filter(img, sigma, mode="nearest", radius=radius,
+                                   axes=(1, 2))
 
 
 def _render(p, h, w, rng):
@@ -307,6 +318,14 @@ def _to_uint8(X):
     return np.round(X * 255.0).astype(np.uint8)
 
 
+@validate_params(
+    {
+        **_COMMON_CONSTRAINTS,
+        "n_channels": [Options(Integral, {1, 3})],
+        "as_uint8": ["boolean"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def make_synthetic_xrays(
     n_samples=200,
     image_size=64,
@@ -401,14 +420,8 @@ def make_synthetic_xrays(
     >>> X_rgb.shape, X_rgb.dtype
     ((4, 24, 20, 3), dtype('uint8'))
     """
-    n_samples = _check_int(n_samples, "n_samples", 2)
     size = _check_image_size(image_size)
-    if type(n_channels) is bool or not isinstance(n_channels, numbers.Integral) \
-            or n_channels not in (1, 3):
-        raise ValueError(f"n_channels must be 1 or 3, got {n_channels!r}.")
     w = _check_weights(weights)
-    noise = _check_nonneg_float(noise, "noise")
-    class_sep = _check_nonneg_float(class_sep, "class_sep")
     rng = _generator(random_state)
 
     codes = _make_labels(n_samples, w, rng)
@@ -442,6 +455,14 @@ def _patients(codes, rng, p_pair=0.35):
     return stems, share
 
 
+@validate_params(
+    {
+        **_COMMON_CONSTRAINTS,
+        "root": [str, os.PathLike],
+        "format": [StrOptions({"png", "jpeg"})],
+    },
+    prefer_skip_nested_validation=True,
+)
 def write_synthetic_xray_directory(
     root,
     n_samples=40,
@@ -529,13 +550,8 @@ def write_synthetic_xray_directory(
     """
     from PIL import Image
 
-    n_samples = _check_int(n_samples, "n_samples", 2)
     size = _check_image_size(image_size)
     w = _check_weights(weights)
-    if format not in ("png", "jpeg"):
-        raise ValueError(f'format must be "png" or "jpeg", got {format!r}.')
-    noise = _check_nonneg_float(noise, "noise")
-    class_sep = _check_nonneg_float(class_sep, "class_sep")
     rng = _generator(random_state)
 
     codes = _make_labels(n_samples, w, rng)
