@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 from scipy.special import expit, softmax
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
@@ -140,6 +140,16 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
     See Also
     --------
     cxrlearn.networks.build_pneumonia_cnn : The network builder.
+    cxrlearn.io.save_model : Save a fitted model to a file that runs no code.
+
+    Notes
+    -----
+    Saving: :func:`cxrlearn.io.save_model` / :func:`cxrlearn.io.load_model`
+    write and read a :mod:`skops.io` file from which only cxrlearn's and
+    scikit-learn's types are rebuilt. Pickling (:func:`joblib.dump`) works
+    too -- the Keras network travels as native ``.keras`` bytes either way,
+    restored with ``safe_mode=True`` -- but loading a pickle can run any code
+    the file holds: only load pickles whose source you trust.
 
     Examples
     --------
@@ -267,6 +277,12 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
 
     def _check_input_shape(self, X):
         shape = tuple(np.shape(X)[1:])
+        if len(shape) == 1 and len(self.input_shape_) == 3:
+            raise ValueError(
+                f"{type(self).__name__} was fitted on images of shape {self.input_shape_} "
+                f"but got a 2-D array of shape {np.shape(X)}: pass images as an array "
+                f"of shape (n_samples, height, width, channels), e.g. from ImageLoader."
+            )
         if len(shape) == 2 and len(self.input_shape_) == 3:
             shape = shape + (1,)
         if len(shape) >= 2 and shape != self.input_shape_:
@@ -319,6 +335,7 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         return np.searchsorted(self.classes_, y)
 
     # --------------------------------------------------------------- fitting
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
         """Train the network on images ``X`` with labels ``y``.
 
@@ -339,7 +356,6 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         self : PneumoniaCNN
             The fitted estimator.
         """
-        self._validate_params()
         if self.lr_schedule != "constant" and self.reduce_lr_on_plateau:
             raise ValueError(
                 f"lr_schedule={self.lr_schedule!r} sets the learning rate of every step; "
@@ -436,7 +452,7 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------ prediction
     def _logits(self, X):
         check_is_fitted(self)
-        if len(getattr(X, "shape", ())) >= 3:
+        if len(getattr(X, "shape", ())) >= 2:
             self._check_input_shape(X)  # before validate_data: a clearer message
         X, _ = self._validate_X_y(X, None, reset=False)
         self._check_input_shape(X)

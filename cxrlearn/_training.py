@@ -6,8 +6,11 @@ decides *what* to train; this module knows *how* to feed Keras.
 """
 
 import functools
+import io
+import json
 import os
 import tempfile
+import zipfile
 
 import numpy as np
 
@@ -266,11 +269,43 @@ def model_to_bytes(model):
             return fh.read()
 
 
+def _check_keras_modules(data):
+    """Refuse a ``.keras`` archive whose config names a non-Keras module.
+
+    Keras rebuilds each object of ``config.json`` from the module it names;
+    cxrlearn's networks only ever use Keras's own, so anything else (a
+    custom layer from a crafted file) is refused before Keras imports it.
+    ``safe_mode=True`` separately refuses Lambda-layer bytecode.
+    """
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        config = json.loads(archive.read("config.json"))
+    stack, foreign = [config], set()
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            module = item.get("module")
+            if isinstance(module, str) and module != "keras" and not module.startswith("keras."):
+                foreign.add(f"{module}.{item.get('class_name')}")
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    if foreign:
+        raise ValueError(
+            f"the Keras network names modules outside Keras: {sorted(foreign)}; "
+            "cxrlearn refuses to import them"
+        )
+
+
 def load_model_bytes(data):
-    """Inverse of :func:`model_to_bytes`."""
+    """Inverse of :func:`model_to_bytes`, loading no code from the bytes.
+
+    The network is checked by :func:`_check_keras_modules` and loaded with
+    Keras's ``safe_mode=True``.
+    """
     keras = import_keras()
+    _check_keras_modules(data)
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "model.keras")
         with open(path, "wb") as fh:
             fh.write(data)
-        return keras.saving.load_model(path)
+        return keras.saving.load_model(path, safe_mode=True)

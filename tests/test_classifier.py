@@ -185,6 +185,17 @@ def test_predict_shape_differs_from_fit(fitted, xrays):
         fitted.predict(np.repeat(X[:2], 3, axis=-1))
 
 
+@pytest.mark.parametrize("columns", [32, 7, 32 * 32])
+@pytest.mark.parametrize("method", ["predict", "predict_proba", "decision_function"])
+def test_2d_array_to_an_image_model_is_a_clear_error(fitted, method, columns):
+    """Not a Keras traceback (with terminal escape codes) but cxrlearn's message."""
+    with pytest.raises(ValueError) as exc:
+        getattr(fitted, method)(np.zeros((2, columns), dtype=np.float32))
+    message = str(exc.value)
+    assert message.startswith("PneumoniaCNN was fitted on images of shape (32, 32, 1)")
+    assert "2-D array of shape (2, " in message and "\x1b" not in message
+
+
 def test_too_small_image_names_minimum(xrays):
     X, y = xrays
     with pytest.raises(ValueError, match="minimum size is 172x172"):

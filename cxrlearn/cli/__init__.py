@@ -7,7 +7,9 @@ status, never a traceback.
 """
 
 import argparse
+import signal
 import sys
+import threading
 
 from ._common import CLIError
 
@@ -35,7 +37,7 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="cxrlearn",
         description="Train, evaluate and use a chest X-ray pneumonia CNN "
-        "(scikit-learn pipelines saved with joblib).",
+        "(scikit-learn pipelines saved in a format that runs no code when opened).",
     )
     parser.add_argument("--version", action="version", version=f"cxrlearn {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -46,6 +48,14 @@ def build_parser():
     _train.add_tune_parser(sub)
     _check.add_parser(sub)
     return parser
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into an interrupt so that clean-ups run as on Ctrl-C."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
 
 
 def main(argv=None):
@@ -59,12 +69,24 @@ def main(argv=None):
     Returns
     -------
     status : int
-        Exit status: 0 on success, 1 on bad input, 130 on Ctrl-C.
+        Exit status: 0 on success, 1 on bad input, 130 on Ctrl-C (SIGINT),
+        143 on SIGTERM (what ``kill``, ``docker stop`` and Slurm send).
+
+    Notes
+    -----
+    SIGTERM is handled as Ctrl-C is: the work stops, temporary files are
+    removed and a previous ``--out`` file is left intact.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    if in_main_thread:  # signal handlers can only be set there
+        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.run(args) or 0
+    except Terminated:
+        print("cxrlearn: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("cxrlearn: interrupted", file=sys.stderr)
         return 130
@@ -72,3 +94,6 @@ def main(argv=None):
         message = " ".join(str(exc).split()) or type(exc).__name__
         print(f"cxrlearn {args.command}: error: {message}", file=sys.stderr)
         return 1
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)

@@ -2,9 +2,7 @@
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +10,16 @@ import numpy as np
 __all__ = [
     "CLIError",
     "add_model_arguments",
-    "atomic_dump",
+    "add_model_file_argument",
+    "atomic_write_text",
+    "check_out",
     "find_splits",
     "load_folder",
+    "load_model",
     "make_pipeline",
+    "operating_point",
     "positive_label",
+    "save_pipeline",
     "status",
 ]
 
@@ -186,35 +189,50 @@ def positive_label(classes):
     return classes[-1]
 
 
-def _atomic_write(path, write):
-    """Call ``write(tmp_path)`` then rename the temporary file to ``path``.
+#: ``--out`` suffixes written as joblib pickles; every other name gets the safe format.
+PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
 
-    An interrupted write never leaves a half-written file at ``path``, and
-    the temporary file is removed whatever happens.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
+
+def is_pickle_path(path):
+    """Whether ``--out`` asks for a joblib pickle (by its suffix)."""
+    return Path(path).suffix.lower() in PICKLE_SUFFIXES
+
+
+def check_out(path):
+    """Check before any decoding or training that ``--out`` can be written."""
+    from ..io import check_writable
+
     try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+        return check_writable(path)
+    except OSError as exc:
+        raise CLIError(f"--out: {exc.strerror if exc.filename else exc}") from exc
 
 
-def atomic_dump(obj, path):
-    """``joblib.dump`` to a temporary file, then rename it into place."""
+def save_pipeline(model, path):
+    """Save ``model`` to ``path``: code-free skops unless the name ends in .joblib.
+
+    Both are written to a temporary file and renamed into place (an
+    interrupted save leaves any previous file intact) and neither carries
+    the decode cache. Returns a short description of the format.
+    """
+    from ..io import atomic_write, save_model
+    from ..io._persistence import _without_decode_caches
+
+    if not is_pickle_path(path):
+        save_model(model, path)
+        return "safe skops format"
     import joblib
 
-    return _atomic_write(path, lambda tmp: joblib.dump(obj, tmp))
+    with _without_decode_caches(model):
+        atomic_write(path, lambda tmp: joblib.dump(model, tmp))
+    return "joblib pickle: only load it where its source is trusted"
 
 
 def atomic_write_text(text, path):
     """Write ``text`` to ``path`` through a temporary file and a rename."""
-    return _atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    from ..io import atomic_write
+
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def dumps_json(obj):
@@ -234,17 +252,101 @@ def dumps_json(obj):
     return json.dumps(clean(obj), indent=2)
 
 
-def load_model(path):
-    """Load a joblib pipeline saved by ``cxrlearn train`` / ``tune`` / ``demo``."""
-    import joblib
+def add_model_file_argument(parser):
+    """The MODEL positional argument and ``--allow-pickle``."""
+    parser.add_argument("model", metavar="MODEL",
+                        help="a model file from cxrlearn train/tune/demo (.skops)")
+    parser.add_argument("--allow-pickle", action="store_true",
+                        help="also open a .joblib/pickle MODEL; pickles can run any code "
+                             "when opened, so only for files whose source you trust")
+
+
+def load_model(path, *, allow_pickle=False):
+    """Load a pipeline saved by ``cxrlearn train`` / ``tune`` / ``demo``.
+
+    The safe skops format is read with :func:`cxrlearn.io.load_model`
+    (nothing from the file runs); a joblib pickle is opened only with
+    ``allow_pickle=True``, since opening it can run any code.
+    """
+    from ..io import ModelFileError
+    from ..io import load_model as load_safe
 
     path = Path(path)
-    if not path.is_file():
-        raise CLIError(f"model file not found: {path}")
     try:
-        model = joblib.load(path)
-    except Exception as exc:  # unpickling errors come in many types
-        raise CLIError(f"cannot load model {path}: {exc}") from exc
-    if not hasattr(model, "predict_proba"):
-        raise CLIError(f"{path} does not hold a classifier with predict_proba")
+        model = load_safe(path)
+    except ModelFileError as exc:
+        if not (allow_pickle and "pickle" in exc.reason):
+            hint = " (pass --allow-pickle if you trust its source)" if "pickle" in exc.reason \
+                else ""
+            raise CLIError(f"{exc}{hint}") from exc
+        model = _load_pickle(path)
+    if not (hasattr(model, "predict") and hasattr(model, "predict_proba")
+            and hasattr(model, "classes_")):
+        raise CLIError(f"{path} does not hold a fitted classifier with predict_proba")
     return model
+
+
+def _load_pickle(path):
+    import pickle
+    import zlib
+
+    import joblib
+
+    try:
+        return joblib.load(path)
+    except (EOFError, pickle.UnpicklingError, ValueError, OSError, zlib.error) as exc:
+        raise CLIError(
+            f"cannot load model file '{path}': truncated or corrupted pickle "
+            f"({type(exc).__name__}: {exc})"
+        ) from exc
+    except Exception as exc:  # unpickling errors come in many types
+        raise CLIError(
+            f"cannot load model file '{path}': {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def operating_point(model):
+    """How a fitted binary classifier turns scores into labels.
+
+    Read from the estimator's own attributes, never guessed: cxrlearn's
+    :class:`~cxrlearn.OperatingPointClassifier` (``threshold_`` on the
+    probability of ``pos_label_``), scikit-learn's
+    ``TunedThresholdClassifierCV`` / ``FixedThresholdClassifier`` (their
+    threshold on the response they use, which may be ``decision_function``),
+    or a plain classifier (the most probable class). The labels themselves
+    always come from ``model.predict``.
+
+    Returns
+    -------
+    dict
+        ``pos_label``, ``threshold`` (float or None for argmax) and
+        ``applies_to`` (e.g. ``"predict_proba[:, PNEUMONIA]"``).
+    """
+    from sklearn.model_selection._classification_threshold import BaseThresholdClassifier
+
+    classes = list(model.classes_)
+    if hasattr(model, "threshold_") and hasattr(model, "pos_label_"):
+        pos = model.pos_label_
+        return {"pos_label": _plain(pos), "threshold": float(model.threshold_),
+                "applies_to": f"predict_proba[:, {pos}]"}
+    if isinstance(model, BaseThresholdClassifier):
+        inner = getattr(model, "estimator_", model.estimator)
+        methods = model._get_response_method()
+        methods = [methods] if isinstance(methods, str) else methods
+        method = next(m for m in methods if hasattr(inner, m))
+        if hasattr(model, "_curve_scorer"):  # TunedThresholdClassifierCV
+            pos, threshold = model._curve_scorer._get_pos_label(), model.best_threshold_
+        else:  # FixedThresholdClassifier
+            pos, threshold = model.pos_label, model.threshold
+            if threshold == "auto":
+                threshold = 0.5 if method == "predict_proba" else 0.0
+        pos = classes[-1] if pos is None else pos
+        where = f"predict_proba[:, {pos}]" if method == "predict_proba" else \
+            f"decision_function (score of {pos})"
+        return {"pos_label": _plain(pos), "threshold": float(threshold), "applies_to": where}
+    return {"pos_label": _plain(positive_label(classes)), "threshold": None,
+            "applies_to": "most probable class (argmax of predict_proba)"}
+
+
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value

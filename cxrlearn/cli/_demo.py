@@ -5,12 +5,13 @@ from pathlib import Path
 
 from ._common import (
     add_model_arguments,
-    atomic_dump,
     atomic_write_text,
+    check_out,
     dumps_json,
     find_splits,
     load_folder,
     make_pipeline,
+    save_pipeline,
     status,
 )
 from ._evaluate import evaluate_model
@@ -32,8 +33,9 @@ def add_parser(sub):
     parser.add_argument("--class-sep", type=float, default=3.0,
                         help="strength of the synthetic infiltrates; higher is easier "
                         "(default: %(default)s; 1.0 is subtle)")
-    parser.add_argument("--out", default="demo-output/pneumonia_pipeline.joblib",
-                        help="where to save the fitted pipeline (default: %(default)s)")
+    parser.add_argument("--out", default="demo-output/pneumonia_pipeline.skops",
+                        help="where to save the fitted pipeline: .skops (safe format) or "
+                        ".joblib (a pickle) (default: %(default)s)")
     add_model_arguments(parser)
     parser.set_defaults(run=run, epochs=8)
     return parser
@@ -55,7 +57,7 @@ def _synthetic_folders(out_dir, n_samples, image_size, random_state, class_sep):
 
 
 def run(args):
-    out = Path(args.out)
+    out = check_out(args.out)
     if args.data is None:
         train_dir, val_dir = _synthetic_folders(out.parent, args.n_samples, args.image_size,
                                                 args.random_state, args.class_sep)
@@ -85,7 +87,7 @@ def run(args):
     from ..metrics import format_report
 
     print(format_report(report))
-    atomic_dump(pipe, out)
-    atomic_write_text(dumps_json(report) + "\n", out.with_suffix(".metrics.json"))
-    print(f"saved pipeline to {out}")
+    kind = save_pipeline(pipe, out)
+    metrics = atomic_write_text(dumps_json(report) + "\n", out.with_suffix(".metrics.json"))
+    print(f"saved pipeline to {out} ({kind}) and its validation metrics to {metrics}")
     return 0

@@ -1,33 +1,45 @@
-"""``cxrlearn evaluate`` and ``cxrlearn predict``: use a saved pipeline."""
+"""``cxrlearn evaluate`` and ``cxrlearn predict``: use a saved pipeline.
+
+Nothing is decided here: labels come from the model's own ``predict`` and
+the reported threshold from its own attributes (see
+:func:`~cxrlearn.cli._common.operating_point`).
+"""
 
 import numpy as np
 
-from ._common import CLIError, dumps_json, find_splits, load_folder, load_model, positive_label
-
-
-def _threshold(model):
-    """The decision threshold of a thresholded meta-estimator, else 0.5."""
-    for name in ("threshold_", "best_threshold_", "threshold"):
-        value = getattr(model, name, None)
-        if isinstance(value, (int, float)):
-            return float(value)
-    return 0.5
+from ._common import (
+    CLIError,
+    add_model_file_argument,
+    dumps_json,
+    find_splits,
+    load_folder,
+    load_model,
+    operating_point,
+)
 
 
 def evaluate_model(model, paths, labels):
-    """Clinical (binary) or multiclass report of ``model`` on images."""
+    """Clinical (binary) or multiclass report of ``model`` on images.
+
+    The predicted labels are ``model.predict(paths)``; the probabilities
+    (for ROC-AUC and average precision) ``model.predict_proba(paths)``.
+    """
     from ..metrics import clinical_report, multiclass_report
 
-    proba = model.predict_proba(paths)
     classes = list(model.classes_)
     unknown = sorted(set(np.unique(labels).tolist()) - set(classes))
     if unknown:
         raise CLIError(f"labels {unknown} were not seen in training (classes: {classes})")
-    if len(classes) == 2:
-        pos = positive_label(classes)
-        return clinical_report(labels, proba[:, classes.index(pos)], pos_label=pos,
-                               threshold=_threshold(model))
-    return multiclass_report(labels, proba, classes=classes)
+    proba = model.predict_proba(paths)
+    pred = model.predict(paths)
+    if len(classes) != 2:
+        return multiclass_report(labels, proba, classes=classes, y_pred=pred)
+    point = operating_point(model)
+    pos = point["pos_label"]
+    report = clinical_report(labels, proba[:, classes.index(pos)], pos_label=pos,
+                             threshold=point["threshold"], y_pred=pred)
+    report["threshold_applies_to"] = point["applies_to"]
+    return report
 
 
 def add_evaluate_parser(sub):
@@ -36,16 +48,17 @@ def add_evaluate_parser(sub):
         help="score a saved pipeline on a labelled folder",
         description="Print ROC-AUC, accuracy, precision, recall/sensitivity, "
         "specificity and the confusion matrix of MODEL on DATA_DIR/<LABEL>/* "
-        "(or DATA_DIR/val when DATA_DIR has train/val folders).",
+        "(or DATA_DIR/val when DATA_DIR has train/val folders). Labels are "
+        "MODEL's own predictions, at its own operating point.",
     )
-    parser.add_argument("model", help="a .joblib pipeline from cxrlearn train/tune/demo")
+    add_model_file_argument(parser)
     parser.add_argument("data", metavar="DATA_DIR")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(run=run_evaluate)
 
 
 def run_evaluate(args):
-    model = load_model(args.model)
+    model = load_model(args.model, allow_pickle=args.allow_pickle)
     train_dir, val_dir = find_splits(args.data)
     paths, labels = load_folder(val_dir or train_dir,
                                 label_mode="three_class" if len(model.classes_) == 3
@@ -64,10 +77,10 @@ def add_predict_parser(sub):
     parser = sub.add_parser(
         "predict",
         help="label new X-ray files with a saved pipeline",
-        description="Print the predicted label and the probability of each class "
-        "for each FILE.",
+        description="Print the label MODEL predicts (at its own operating point) "
+        "and the probability of each class for each FILE.",
     )
-    parser.add_argument("model", help="a .joblib pipeline from cxrlearn train/tune/demo")
+    add_model_file_argument(parser)
     parser.add_argument("files", nargs="+", metavar="FILE")
     parser.add_argument("--json", action="store_true", help="print JSON lines")
     parser.set_defaults(run=run_predict)
@@ -76,20 +89,20 @@ def add_predict_parser(sub):
 def run_predict(args):
     import json
 
-    model = load_model(args.model)
+    model = load_model(args.model, allow_pickle=args.allow_pickle)
     paths = np.asarray(args.files, dtype=object)
     proba = model.predict_proba(paths)
+    pred = model.predict(paths)
     classes = list(model.classes_)
-    threshold = _threshold(model)
-    if len(classes) == 2:
-        pos = classes.index(positive_label(classes))
-        pred = [classes[pos] if p >= threshold else classes[1 - pos] for p in proba[:, pos]]
-    else:
-        pred = [classes[i] for i in np.argmax(proba, axis=1)]
+    point = operating_point(model) if len(classes) == 2 else None
     for path, label, row in zip(args.files, pred, proba):
         probs = {str(c): round(float(p), 6) for c, p in zip(classes, row)}
         if args.json:
-            print(json.dumps({"file": path, "label": str(label), "probabilities": probs}))
+            record = {"file": path, "label": str(label), "probabilities": probs}
+            if point is not None:
+                record["threshold"] = point["threshold"]
+                record["threshold_applies_to"] = point["applies_to"]
+            print(json.dumps(record))
         else:
             shown = "  ".join(f"{c}={p:.4f}" for c, p in probs.items())
             print(f"{path}\t{label}\t{shown}")

@@ -9,10 +9,11 @@ import numpy as np
 from ._common import (
     CLIError,
     add_model_arguments,
-    atomic_dump,
+    check_out,
     find_splits,
     load_folder,
     make_pipeline,
+    save_pipeline,
     status,
 )
 
@@ -21,7 +22,8 @@ def _add_data_arguments(parser):
     parser.add_argument("data", metavar="DATA_DIR",
                         help="DATA_DIR/<LABEL>/* images, or DATA_DIR/train (+ DATA_DIR/val)")
     parser.add_argument("--out", required=True, metavar="MODEL",
-                        help="where to save the fitted pipeline (.joblib)")
+                        help="where to save the fitted pipeline: MODEL.skops (safe format, runs "
+                        "no code when opened) or MODEL.joblib (a pickle)")
     parser.add_argument("--three-class", action="store_true",
                         help="NORMAL / BACTERIA / VIRUS from Kermany file names")
 
@@ -31,7 +33,7 @@ def add_train_parser(sub):
         "train",
         help="train a pipeline on a folder of labelled X-rays",
         description="Train an [ImageLoader, PneumoniaCNN] pipeline on DATA_DIR and save "
-        "it with joblib. With DATA_DIR/train and DATA_DIR/val, trains on train and "
+        "it (skops format unless MODEL ends in .joblib). With DATA_DIR/train and DATA_DIR/val, trains on train and "
         "reports metrics on val.",
     )
     _add_data_arguments(parser)
@@ -44,14 +46,15 @@ def run_train(args):
     from ._evaluate import evaluate_model
 
     train_dir, val_dir = find_splits(args.data)
+    check_out(args.out)
     mode = "three_class" if args.three_class else "folder"
     paths, labels = load_folder(train_dir, label_mode=mode)
     pipe = make_pipeline(args)
     t0 = time.perf_counter()
     pipe.fit(paths, labels)
     status(f"trained in {time.perf_counter() - t0:.1f} s")
-    atomic_dump(pipe, args.out)
-    print(f"saved pipeline to {args.out}")
+    kind = save_pipeline(pipe, args.out)
+    print(f"saved pipeline to {args.out} ({kind})")
     if val_dir is not None:
         val_paths, val_labels = load_folder(val_dir, label_mode=mode)
         print(f"validation ({len(val_paths)} images):")
@@ -113,6 +116,7 @@ def run_tune(args):
     if not grid:
         raise CLIError("give at least one --param NAME=V1,V2 grid")
     train_dir, _ = find_splits(args.data)
+    check_out(args.out)
     mode = "three_class" if args.three_class else "folder"
     paths, labels = load_folder(train_dir, label_mode=mode)
     groups = patient_ids(paths)
@@ -132,12 +136,12 @@ def run_tune(args):
         )
         search.fit(paths, labels, groups=groups)
         best = search.best_estimator_
-        if args.cache is None:
+        if args.cache is None:  # the temporary folder is gone after this block
             best.set_params(loader__memory=None)
     print(format_cv_table(search.cv_results_, scoring))
-    atomic_dump(best, args.out)
+    kind = save_pipeline(best, args.out)
     print(f"best {scoring} {search.best_score_:.4f} with {search.best_params_}")
-    print(f"saved best pipeline to {args.out}")
+    print(f"saved best pipeline to {args.out} ({kind})")
     return 0
 
 
