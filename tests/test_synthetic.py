@@ -189,6 +189,40 @@ def test_class_sep_zero_gives_identically_distributed_classes():
     assert abs(lung[sick].mean() - lung[~sick].mean()) < 0.02
 
 
+@pytest.mark.parametrize("kwargs", [
+    dict(image_size=32),
+    dict(image_size=(150, 140)),  # rendered at 128 and upsampled
+    dict(image_size=24, n_channels=3, as_uint8=True, class_sep=2.0),
+])
+def test_return_masks_leaves_images_and_labels_unchanged(kwargs):
+    X, y = make_synthetic_xrays(20, random_state=4, **kwargs)
+    X_m, y_m, masks = make_synthetic_xrays(20, random_state=4, return_masks=True, **kwargs)
+    assert X_m.dtype == X.dtype and X_m.tobytes() == X.tobytes()
+    np.testing.assert_array_equal(y_m, y)
+    assert masks.dtype == bool and masks.shape == X.shape[:3]
+
+
+@pytest.mark.parametrize("image_size", [32, (150, 140)])
+def test_masks_mark_the_infiltrates(image_size):
+    # Same seed, stronger infiltrates: the images differ only by the added
+    # opacity, which must lie in the masks.
+    kw = dict(n_samples=40, image_size=image_size, noise=0.0, random_state=2,
+              return_masks=True)
+    X1, y, masks = make_synthetic_xrays(class_sep=1.0, **kw)
+    X2, _, masks2 = make_synthetic_xrays(class_sep=2.0, **kw)
+    np.testing.assert_array_equal(masks, masks2)
+    sick = y == "PNEUMONIA"
+    assert not masks[~sick].any()
+    assert masks[sick].any(axis=(1, 2)).all()
+    area = masks[sick].mean()
+    assert 0.03 < area < 0.15  # ~0.07: a small part of the image
+    added = (X2 - X1)[sick, :, :, 0]
+    assert np.abs(X2 - X1)[~sick].max() == 0
+    # ~60% of the added opacity lies in the ~7% of the pixels the masks cover
+    assert added[masks[sick]].sum() / added.sum() > 0.5
+    assert added[masks[sick]].mean() > 10 * added[~masks[sick]].mean()
+
+
 def test_learnable_but_not_trivial():
     auc = _logreg_auc(class_sep=1.0)
     assert 0.70 < auc < 0.95, auc

@@ -193,8 +193,15 @@ def _blur(img, sigma):
                                    axes=(1, 2))
 
 
-def _render(p, h, w, rng):
-    """Render the noiseless images described by ``p`` (float32, ~[0, 1])."""
+def _render(p, h, w, rng, envelope=False):
+    """Render the noiseless images described by ``p`` (float32, ~[0, 1]).
+
+    With ``envelope=True`` also return, for each image, the smooth envelope
+    of its infiltrates (``max_k g_k * lung_area``: each blob's Gaussian
+    relative to its own peak, confined to the lungs as the opacity is;
+    zero for NORMAL images). Computing it draws no random numbers, so the
+    images are the same either way.
+    """
     n = p["angle"].size
     f32 = np.float32
     c = {k: v.astype(f32)[:, None, None] for k, v in p.items() if v.ndim == 1}
@@ -264,6 +271,7 @@ def _render(p, h, w, rng):
 
     # infiltrates: patchy blurred opacities filling the lung back in
     sick = np.flatnonzero(p["blob_amp"].max(axis=1) > 0)
+    env = np.zeros((n, h, w), dtype=f32) if envelope else None
     if sick.size:
         su, sv = uu[sick], vv[sick]
         patch = _upsample(rng.random((sick.size, 14, 14), dtype=f32), h, w)
@@ -275,22 +283,30 @@ def _render(p, h, w, rng):
             gv = (sv - b["blob_v"]) / b["blob_sv"]
             g = np.exp(-0.5 * (gu * gu + gv * gv))
             np.maximum(blobs, b["blob_amp"] * g, out=blobs)
+            if envelope:
+                env[sick] = np.maximum(env[sick], g * (b["blob_amp"] > 0))
         lung_area = lung[sick] + 0.3 * (1 - lung[sick]) * thorax[sick]
+        if envelope:
+            env[sick] *= lung_area
         blobs *= (0.5 + 0.5 * patch) * lung_area
         img[sick] += blobs * (1.2 * c["lung_dark"][sick])
 
     img = _blur(img, 0.6 * min(h, w) / 64)
     img = (img - 0.35) * c["contrast"] + (0.35 + c["brightness"])
     np.clip(img, 0.0, 1.0, out=img)
-    return img ** np.exp(c["log_gamma"])
+    img = img ** np.exp(c["log_gamma"])
+    return (img, env) if envelope else img
 
 
-def _generate(codes, image_size, noise, class_sep, rng, share=None):
+def _generate(codes, image_size, noise, class_sep, rng, share=None, masks=False):
     """Draw parameters, optionally share anatomy, render in chunks.
 
-    Returns float32 images of shape ``(n, h, w, 1)``. Sides above
-    ``_MAX_RENDER`` are rendered at that size and upsampled (the anatomy is
-    smooth); the pixel noise is always drawn at full resolution.
+    Returns float32 images of shape ``(n, h, w, 1)``, and with
+    ``masks=True`` also boolean infiltrate masks of shape ``(n, h, w)``:
+    the pixels where an infiltrate's envelope (see :func:`_render`) is at
+    least half its peak. Sides above ``_MAX_RENDER`` are rendered at that
+    size and upsampled (the anatomy is smooth); the pixel noise is always
+    drawn at full resolution.
     """
     h, w = image_size
     rh, rw = min(h, _MAX_RENDER), min(w, _MAX_RENDER)
@@ -303,15 +319,21 @@ def _generate(codes, image_size, noise, class_sep, rng, share=None):
             params[key] = params[key][share] + rng.uniform(
                 -jitter, jitter, codes.size) * (share != np.arange(codes.size))
     X = np.empty((codes.size, h, w, 1), dtype=np.float32)
+    M = np.zeros((codes.size, h, w), dtype=bool) if masks else None
     for start in range(0, codes.size, _CHUNK):
         sl = slice(start, start + _CHUNK)
-        img = _render({k: v[sl] for k, v in params.items()}, rh, rw, rng)
+        img = _render({k: v[sl] for k, v in params.items()}, rh, rw, rng, envelope=masks)
+        if masks:
+            img, env = img
+            if (rh, rw) != (h, w):
+                env = _upsample(env, h, w)
+            M[sl] = env >= 0.5
         if (rh, rw) != (h, w):
             img = _upsample(img, h, w)
         if noise > 0:
             img += noise * rng.standard_normal(img.shape, dtype=np.float32)
         X[sl, :, :, 0] = np.clip(img, 0.0, 1.0)
-    return X
+    return (X, M) if masks else X
 
 
 def _to_uint8(X):
@@ -323,6 +345,7 @@ def _to_uint8(X):
         **_COMMON_CONSTRAINTS,
         "n_channels": [Options(Integral, {1, 3})],
         "as_uint8": ["boolean"],
+        "return_masks": ["boolean"],
     },
     prefer_skip_nested_validation=True,
 )
@@ -336,6 +359,7 @@ def make_synthetic_xrays(
     class_sep=1.0,
     random_state=None,
     as_uint8=False,
+    return_masks=False,
 ):
     """Generate synthetic chest-X-ray-like images labelled NORMAL / PNEUMONIA.
 
@@ -387,6 +411,11 @@ def make_synthetic_xrays(
     as_uint8 : bool, default=False
         Return 8-bit images (0 to 255) instead of float32 in [0, 1].
 
+    return_masks : bool, default=False
+        Also return where the infiltrates are, e.g. to check where an
+        explanation method (:func:`cxrlearn.explain.grad_cam`) looks. The
+        images and labels are the same with or without masks.
+
     Returns
     -------
     X : ndarray of shape (n_samples, height, width, n_channels)
@@ -395,6 +424,13 @@ def make_synthetic_xrays(
     y : ndarray of shape (n_samples,), dtype=object
         String labels ``"NORMAL"`` or ``"PNEUMONIA"`` (the Kermany folder
         names), shuffled.
+
+    masks : ndarray of shape (n_samples, height, width), dtype=bool
+        Only with ``return_masks=True``: the infiltrate pixels of each
+        image, where an infiltrate's smooth envelope (its Gaussian profile,
+        confined to the lung fields as its opacity is) reaches at least half
+        its peak -- roughly the visible opacity before the patchy texture,
+        blur and noise. All ``False`` for NORMAL images.
 
     See Also
     --------
@@ -419,17 +455,26 @@ def make_synthetic_xrays(
     ...                                 random_state=0, as_uint8=True)
     >>> X_rgb.shape, X_rgb.dtype
     ((4, 24, 20, 3), dtype('uint8'))
+    >>> X, y, masks = make_synthetic_xrays(10, image_size=32, random_state=0,
+    ...                                    return_masks=True)
+    >>> masks.shape, masks.dtype
+    ((10, 32, 32), dtype('bool'))
+    >>> bool(masks[y == "NORMAL"].any()), bool(masks[y == "PNEUMONIA"].any(axis=(1, 2)).all())
+    (False, True)
     """
     size = _check_image_size(image_size)
     w = _check_weights(weights)
     rng = _generator(random_state)
 
     codes = _make_labels(n_samples, w, rng)
-    X = _generate(codes, size, noise, class_sep, rng)
+    X = _generate(codes, size, noise, class_sep, rng, masks=return_masks)
+    if return_masks:
+        X, masks = X
     if n_channels == 3:
         X = np.repeat(X, 3, axis=-1)
     y = np.asarray(CLASS_NAMES, dtype=object)[codes]
-    return (_to_uint8(X) if as_uint8 else X), y
+    X = _to_uint8(X) if as_uint8 else X
+    return (X, y, masks) if return_masks else (X, y)
 
 
 def _patients(codes, rng, p_pair=0.35):
