@@ -8,13 +8,18 @@ STAMP := $(VENV)/.cxrlearn-installed
 .PHONY: install demo test test-slow docs bench clean
 
 $(STAMP): setup.cfg pyproject.toml
+	@echo "==> creating the virtual environment $(VENV) (first run, or setup.cfg changed)"
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[tests,docs]"
+	@echo "==> installing cxrlearn and its dependencies into $(VENV): TensorFlow, Keras,"
+	@echo "    scikit-learn, ... (about 1 GB to download, 3 GB on disk, the first time: minutes)"
+	$(PY) -m pip install --disable-pip-version-check --progress-bar on -e ".[tests,docs]"
 	touch $(STAMP)
+	@echo "==> $(VENV) is ready"
 
 install: $(STAMP)
 
 demo: $(STAMP)
+	@echo "==> cxrlearn demo: training the study's CNN on built-in synthetic X-rays"
 	$(VENV)/bin/cxrlearn demo
 
 test: $(STAMP)

@@ -4,9 +4,7 @@ import numbers
 import os
 
 import numpy as np
-from scipy.special import expit, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
-from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
@@ -115,10 +113,16 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         When ``True`` and the estimator is fitted, :meth:`fit` continues
         training the current network for ``epochs`` more epochs.
     n_jobs : int or None, default=None
-        Threads that prefetch batches of a lazy image source
-        (``ImageLoader(lazy=True)``); ignored for arrays.
+        Threads that prefetch training batches of a lazy image source
+        (``ImageLoader(lazy=True)``); ignored for arrays. (Predictions on a
+        lazy source decode the next batch while the network runs on the
+        current one.)
     verbose : int, default=0
-        Keras verbosity: 0 silent, 1 progress bar, 2 one line per epoch.
+        Progress of :meth:`fit`, as Keras shows it: 0 silent, 1 a progress
+        bar for each epoch (for a terminal or a notebook), 2 one line per
+        epoch with its loss (for log files). In a grid search,
+        ``GridSearchCV(verbose=3)`` adds a line per fit with its candidate,
+        fold and score. Predictions are silent.
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, dropout, augmentation, shuffling and
         the validation split. An int gives reproducible fits on CPU.
@@ -400,6 +404,8 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
             self.history_ = {}
             # A view of the network that outputs logits, shared weights.
             self._logits_model = _training.logits_model(self.model_)
+            # its graph function, traced on first use and reused by every prediction
+            self._inference = _training.inference_function(self._logits_model)
 
         workers = self.n_jobs or 1
         train = _training.make_training_data(
@@ -419,14 +425,15 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
             reduce_lr_on_plateau=self.reduce_lr_on_plateau,
             checkpoint_dir=self.checkpoint_dir,
         )
-        history = self.model_.fit(
-            train,
-            epochs=self.epochs,
-            validation_data=validation,
-            callbacks=callbacks,
-            shuffle=False,  # the training source shuffles itself, with our seed
-            verbose=self.verbose,
-        )
+        with _training.fitting_quietly():
+            history = self.model_.fit(
+                train,
+                epochs=self.epochs,
+                validation_data=validation,
+                callbacks=callbacks,
+                shuffle=False,  # the training source shuffles itself, with our seed
+                verbose=self.verbose,
+            )
         for key, values in history.history.items():
             self.history_.setdefault(key, []).extend(float(v) for v in values)
         return self
@@ -435,6 +442,8 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         """Hold out a stratified validation fraction when asked to."""
         if not self.validation_fraction:
             return (X, target, weights), None
+        from sklearn.model_selection import train_test_split
+
         idx = np.arange(len(target))
         stratify = target if np.min(np.bincount(target.astype(int))) >= 2 else None
         train_idx, val_idx = train_test_split(
@@ -459,7 +468,8 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         from . import _training
 
         return _training.predict_logits(
-            self._logits_model, X, batch_size=self.batch_size, workers=self.n_jobs or 1
+            self._logits_model, X, batch_size=self.batch_size,
+            inference=getattr(self, "_inference", None),
         )
 
     def decision_function(self, X):
@@ -492,6 +502,8 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         proba : ndarray of shape (n_samples, n_classes)
             Probabilities (float64) summing to 1 over each row.
         """
+        from scipy.special import expit, softmax  # here: importing it costs 0.2 s
+
         logits = self._logits(X)
         if logits.shape[1] == 1:
             p = expit(logits[:, 0])
@@ -519,6 +531,7 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
     def __getstate__(self):
         state = dict(super().__getstate__())  # object.__getstate__ returns __dict__ itself
         state.pop("_logits_model", None)
+        state.pop("_inference", None)
         model = state.pop("model_", None)
         if model is not None:
             from ._training import model_to_bytes
@@ -530,12 +543,11 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         data = state.pop("_model_keras_bytes", None)
         super().__setstate__(state)
         if data is not None:
-            from ._training import load_model_bytes
-
-            from ._training import logits_model
+            from ._training import inference_function, load_model_bytes, logits_model
 
             self.model_ = load_model_bytes(data)
             self._logits_model = logits_model(self.model_)
+            self._inference = inference_function(self._logits_model)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -5,9 +5,12 @@ estimator module itself stays importable without TensorFlow. The estimator
 decides *what* to train; this module knows *how* to feed Keras.
 """
 
+import contextlib
+import contextvars
 import functools
 import io
 import json
+import logging
 import os
 import tempfile
 import zipfile
@@ -19,11 +22,12 @@ from .utils import import_keras
 __all__ = [
     "balanced_order",
     "compile_model",
+    "fitting_quietly",
+    "inference_function",
     "is_lazy",
     "load_model_bytes",
     "logits_model",
     "make_callbacks",
-    "make_prediction_data",
     "make_training_data",
     "model_to_bytes",
     "predict_logits",
@@ -192,27 +196,107 @@ def _balanced_tf_data(tensors, y, *, batch_size, seed):
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def make_prediction_data(X, *, batch_size, workers=1):
-    """Return what ``model.predict`` consumes for ``X`` (array or lazy)."""
-    if is_lazy(X):
-        return _lazy_batches_class()(X, None, None, batch_size, 0, False, workers)
-    return X
+class _Inference:
+    """The inference pass of one network, as a callable for ``tf.function``.
+
+    A callable object rather than a closure: TensorFlow counts the traces
+    of a ``tf.function`` per Python function (per code object for
+    functions), so the traces of the networks of a grid search would add up
+    to its "triggered tf.function retracing" warning; an object is counted
+    on its own.
+    """
+
+    def __init__(self, model):
+        self.model = model
+
+    def __call__(self, images):
+        return self.model(images, training=False)
+
+
+def inference_function(model):
+    """A graph function of ``model``'s inference pass, traced once.
+
+    Its input signature leaves the batch dimension open, so every batch
+    size -- a prediction of any length, its short last batch -- runs the
+    same trace. ``keras.Model.predict`` traces its function again for each
+    new network and for a new last-batch shape, which in a grid search
+    cost a trace per fold and logged TensorFlow's retracing warning.
+    Returns None when Keras does not run on TensorFlow (``model.predict``
+    is used then).
+    """
+    keras = import_keras()
+    if keras.backend.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    (spec,) = model.inputs
+    signature = tf.TensorSpec((None, *spec.shape[1:]), dtype=spec.dtype)
+    return tf.function(_Inference(model), input_signature=[signature])
 
 
 def logits_model(model):
     """A view of ``model`` that outputs its ``"logits"`` layer (shared weights)."""
     keras = import_keras()
-    return keras.Model(model.inputs, model.get_layer("logits").output)
+    return keras.Model(model.inputs[0], model.get_layer("logits").output)
 
 
-def predict_logits(logits_model, X, *, batch_size, workers=1):
-    """Pre-activation outputs of a :func:`logits_model` view, as float64."""
-    data = make_prediction_data(X, batch_size=batch_size, workers=workers)
-    if is_lazy(X):
-        out = logits_model.predict(data, verbose=0)
-    else:
+def _batches(X, batch_size):
+    """Batches of ``X`` as arrays; a lazy source decodes the next one meanwhile."""
+    n = len(X)
+    starts = range(0, n, batch_size)
+    if not is_lazy(X):
+        for start in starts:
+            yield X[start : start + batch_size]
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    def load(start):
+        return X.load(np.arange(start, min(start + batch_size, n)))
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cxrlearn-decode") as pool:
+        pending = pool.submit(load, 0)
+        for start in starts:
+            batch = pending.result()
+            if start + batch_size < n:
+                pending = pool.submit(load, start + batch_size)
+            yield batch
+
+
+def predict_logits(logits_model, X, *, batch_size, inference=None):
+    """Pre-activation outputs of a :func:`logits_model` view, as float64.
+
+    Parameters
+    ----------
+    logits_model : keras.Model
+        The network's logits view.
+    X : ndarray or lazy image source
+        Images; a lazy source is decoded batch by batch, the next batch
+        while the network runs on the current one.
+    batch_size : int
+        Images per forward pass.
+    inference : callable or None, default=None
+        :func:`inference_function` of ``logits_model`` (build it once and
+        keep it: that is what avoids retracing); built here when None.
+
+    Returns
+    -------
+    logits : ndarray of shape (n_samples, n_outputs)
+    """
+    if inference is None:
+        inference = inference_function(logits_model)
+    n_out = int(logits_model.outputs[0].shape[-1])
+    if inference is None:  # another Keras backend
+        data = X.load() if is_lazy(X) else X
         out = logits_model.predict(data, batch_size=batch_size, verbose=0)
-    return np.asarray(out, dtype=np.float64)
+        return np.asarray(out, dtype=np.float64).reshape(-1, n_out)
+    dtype = np.dtype(logits_model.inputs[0].dtype)
+    parts = [
+        np.asarray(inference(np.asarray(batch, dtype=dtype)), dtype=np.float64)
+        for batch in _batches(X, batch_size)
+    ]
+    if not parts:
+        return np.empty((0, n_out), dtype=np.float64)
+    return np.concatenate(parts)
 
 
 def compile_model(model, *, n_classes, optimizer, learning_rate, lr_schedule="constant",
@@ -235,6 +319,38 @@ def compile_model(model, *, n_classes, optimizer, learning_rate, lr_schedule="co
     loss = "binary_crossentropy" if n_classes == 2 else "sparse_categorical_crossentropy"
     model.compile(optimizer=opt, loss=loss, weighted_metrics=[])
     return model
+
+
+class _NewNetworkTraces(logging.Filter):
+    """Drop TensorFlow's retracing warning about Keras's own step functions.
+
+    Keras makes a new ``tf.function`` for the training step of every new
+    network, and TensorFlow counts the traces of all of them together (per
+    code object), so the folds of a grid search on a small data set -- a new
+    network each, a few steps each -- read to it as one function retraced
+    over and over. Each network is traced once; nothing is retraced.
+    """
+
+    def filter(self, record):
+        message = record.getMessage()
+        return not ("triggered tf.function retracing" in message
+                    and "TensorFlowTrainer" in message)
+
+
+@contextlib.contextmanager
+def fitting_quietly():
+    """While a network trains, hold back :class:`_NewNetworkTraces` warnings.
+
+    The filter sits on the ``tensorflow`` logger only for the duration of
+    the block; every other record passes.
+    """
+    logger = logging.getLogger("tensorflow")
+    quiet = _NewNetworkTraces()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
 
 
 def make_callbacks(
@@ -260,8 +376,23 @@ def make_callbacks(
     return callbacks
 
 
+#: Whether :func:`model_to_bytes` keeps the optimizer's state; set by
+#: ``cxrlearn.io.save_model(..., include_optimizer=False)`` for the duration
+#: of one save (a context variable: other threads' saves are not affected).
+INCLUDE_OPTIMIZER = contextvars.ContextVar("cxrlearn_include_optimizer", default=True)
+
+
 def model_to_bytes(model):
-    """Serialise ``model`` to the bytes of a native ``.keras`` file."""
+    """Serialise ``model`` to the bytes of a native ``.keras`` file.
+
+    Without the optimizer (see :data:`INCLUDE_OPTIMIZER`) an uncompiled copy
+    with the same weights is saved: the network alone, a third of the size.
+    """
+    if not INCLUDE_OPTIMIZER.get() and getattr(model, "optimizer", None) is not None:
+        keras = import_keras()
+        bare = keras.Model.from_config(model.get_config())  # uncompiled
+        bare.set_weights(model.get_weights())
+        model = bare
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "model.keras")
         model.save(path)

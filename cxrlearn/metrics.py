@@ -508,6 +508,8 @@ def multiclass_report(y_true, proba, *, classes, y_pred=None):
 
 
 def _format_value(value, decimals):
+    if value is None:  # e.g. the threshold of an argmax decision
+        return "-"
     if isinstance(value, (bool, np.bool_)):
         return str(value)
     if isinstance(value, numbers.Integral):

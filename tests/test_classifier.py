@@ -317,13 +317,66 @@ def test_user_callbacks_are_called(xrays):
     assert seen == [0, 1]
 
 
+# ------------------------------------------------------------- prediction
+@pytest.fixture
+def tf_log():
+    """Messages of the ``tensorflow`` logger (where retracing warnings go)."""
+    import logging
+
+    messages = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            messages.append(record.getMessage())
+
+    logger = logging.getLogger("tensorflow")
+    handler = Keep()
+    logger.addHandler(handler)
+    yield messages
+    logger.removeHandler(handler)
+
+
+def test_predictions_of_any_length_share_one_trace(xrays, tf_log):
+    X, y = xrays
+    clf = small_cnn(epochs=1, batch_size=8).fit(X[:40], y[:40])
+    full = clf.decision_function(X)
+    for n in (5, 17, 3, 40, 9, 21, 1, 64, 11):
+        np.testing.assert_allclose(clf.decision_function(X[:n]), full[:n], atol=1e-5)
+        clf.predict_proba(X[n:n + 7])
+    assert clf._inference.experimental_get_tracing_count() == 1
+    assert not [m for m in tf_log if "retracing" in m]
+
+
+def test_grid_search_of_small_fits_logs_no_retracing(xrays, tf_log):
+    from sklearn.model_selection import GridSearchCV
+
+    X, y = xrays
+    GridSearchCV(small_cnn(epochs=1, batch_size=32), {"dropout": [0.0, 0.1, 0.2]},
+                 cv=3, scoring="roc_auc").fit(X[:90], y[:90])
+    assert not [m for m in tf_log if "retracing" in m]
+
+
+def test_lazy_images_predict_like_arrays(tmp_path, xrays):
+    from cxrlearn import ImageLoader
+    from cxrlearn.datasets import write_synthetic_xray_directory
+
+    paths, labels = write_synthetic_xray_directory(tmp_path, 30, 32, random_state=0)
+    loader = ImageLoader(image_size=32, color_mode="grayscale")
+    X = loader.transform(paths)
+    clf = small_cnn(epochs=1, batch_size=8).fit(X, labels)
+    lazy = loader.set_params(lazy=True).transform(paths)
+    np.testing.assert_allclose(clf.predict_proba(lazy), clf.predict_proba(X), atol=1e-6)
+
+
 # ------------------------------------------------------------ persistence
 def test_pickle_roundtrip(fitted, xrays):
     import pickle
 
     X, _ = xrays
+    fitted.predict_proba(X[:2])  # builds the traced inference function
     clone_ = pickle.loads(pickle.dumps(fitted))
     np.testing.assert_allclose(clone_.predict_proba(X), fitted.predict_proba(X), atol=1e-6)
+    assert "_inference" not in fitted.__getstate__()  # rebuilt, never pickled
     # pickling does not strip the live estimator
     assert hasattr(fitted, "model_")
 

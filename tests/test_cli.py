@@ -46,7 +46,8 @@ def test_help_does_not_import_tensorflow():
         assert command in out.stdout
 
 
-@pytest.mark.parametrize("command", ["demo", "train", "evaluate", "predict", "tune", "check"])
+@pytest.mark.parametrize("command", ["demo", "train", "evaluate", "predict", "tune", "check",
+                                     "explain", "report"])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exc:
         main([command, "--help"])
@@ -178,12 +179,23 @@ def test_tune_ranks_and_saves_best(folder, tmp_path, capsys):
     status = main(["tune", str(folder), "--out", str(out), "--cv", "2", *FAST,
                    "--param", "cnn__activation=relu,swish"])
     assert status == 0
-    text = capsys.readouterr().out
+    captured = capsys.readouterr()
+    text = captured.out
     assert "rank" in text and "'cnn__activation': 'relu'" in text
     assert "'cnn__activation': 'swish'" in text
     best = load_model(out)
     assert best.named_steps["cnn"].activation in ("relu", "swish")
     assert best.named_steps["loader"].memory is None  # temporary cache not shipped
+    assert best.named_steps["cnn"].callbacks is None  # nor the progress display
+    # not a terminal: no bars, one line per finished fit (see PROGRESS_MARKS below)
+    err = captured.err
+    assert not [mark for mark in PROGRESS_MARKS if mark in err], err
+    fits = [line for line in err.splitlines() if line.startswith("candidate ")]
+    assert [line.split(":")[0] for line in fits] == [
+        "candidate 1/2 fold 1/2", "candidate 1/2 fold 2/2",
+        "candidate 2/2 fold 1/2", "candidate 2/2 fold 2/2"]
+    assert "roc_auc" in fits[0] and "best so far roc_auc" in fits[-1]
+    assert "refitting the best candidate on all images" in err
 
 
 def test_check_lists_all_bad_files(tmp_path, capsys):
@@ -205,6 +217,7 @@ def test_demo_end_to_end(tmp_path, capsys):
     for key in ("roc_auc", "accuracy", "precision", "recall", "specificity"):
         assert key in text
     assert out.is_file()
+    assert f"validation metrics to {out.with_suffix('.metrics.json')}" in text
     metrics = json.loads(out.with_suffix(".metrics.json").read_text())
     assert metrics["n_samples"] == 20
     pipe = load_model(out)
@@ -398,3 +411,289 @@ def test_sigterm_leaves_previous_model_and_no_temporary_files(folder, tmp_path):
     assert out.read_bytes() == b"previous model"
     assert [p.name for p in out_dir.iterdir()] == ["model.skops"]
     assert list(tmp_dir.iterdir()) == []
+
+
+# ------------------------------------------------------------------- threshold
+def test_threshold_round_trip(trained, folder, tmp_path, capsys):
+    from sklearn.frozen import FrozenEstimator
+
+    from cxrlearn import OperatingPointClassifier
+
+    out = tmp_path / "thresholded.skops"
+    val = folder / "val"
+    assert main(["threshold", str(trained), str(folder), "--sensitivity", "0.9",
+                 "--out", str(out)]) == 0  # folder/val is used
+    text = capsys.readouterr().out
+    assert "threshold" in text and "validation sensitivity" in text and str(out) in text
+    model = load_model(out)
+    assert isinstance(model, OperatingPointClassifier)
+    assert isinstance(model.estimator_, FrozenEstimator) and model.pos_label_ == "PNEUMONIA"
+    assert model.validation_sensitivity_ >= 0.9
+
+    assert main(["evaluate", str(out), str(val), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["threshold"] == pytest.approx(model.threshold_)
+    assert report["threshold_applies_to"] == "predict_proba[:, PNEUMONIA]"
+    assert report["sensitivity"] == pytest.approx(model.validation_sensitivity_)
+
+    files = _val_files(folder)
+    assert main(["predict", str(out), *files, "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert rows[0]["threshold"] == pytest.approx(model.threshold_)
+    assert [r["label"] for r in rows] == model.predict(np.asarray(files, dtype=object)).tolist()
+
+    # a thresholded model gets a new threshold for the model inside it
+    again = tmp_path / "again.skops"
+    assert main(["threshold", str(out), str(val), "--specificity", "0.8",
+                 "--pos-label", "PNEUMONIA", "--out", str(again), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["validation_specificity"] >= 0.8 and result["target"] == {"specificity": 0.8}
+    assert isinstance(load_model(again).estimator_.estimator, type(load_model(trained)))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--sensitivity", "0.9", "--pos-label", "COVID"], "not one of the classes"),
+    (["--sensitivity", "1.5"], "must be in (0, 1]"),
+])
+def test_threshold_bad_input(trained, folder, tmp_path, capsys, argv, message):
+    status = main(["threshold", str(trained), str(folder / "val"), *argv,
+                   "--out", str(tmp_path / "t.skops")])
+    assert status == 1 and message in capsys.readouterr().err
+    assert not (tmp_path / "t.skops").exists()
+
+
+def test_threshold_needs_a_target(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["threshold", "m.skops", "val", "--out", "t.skops"])
+    assert exc.value.code == 2
+    assert "--sensitivity" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["threshold", "--help"])
+    assert "usage: cxrlearn threshold" in capsys.readouterr().out
+
+
+# -------------------------------------------------------------------- progress
+PROGRESS_MARKS = ("\r", "it/s", "img/s", "step/s", "%|", "ms/step", "━")
+
+
+def test_search_progress_bars_name_candidate_fold_epoch(xrays):
+    """The tune display on a terminal, on arrays with a small network (fast)."""
+    import io
+
+    from sklearn.metrics import get_scorer
+    from sklearn.model_selection import GridSearchCV
+
+    from conftest import small_cnn
+    from cxrlearn.cli._progress import Display, ScoreRecorder, fit_progress
+
+    X, y = xrays
+    screen = io.StringIO()
+    display = Display(bars=True, file=screen)
+    callback = fit_progress(display, n_candidates=2, n_folds=2)
+    scorer = ScoreRecorder(get_scorer("roc_auc"), "roc_auc", callback)
+    callback.best = scorer.best_text
+    search = GridSearchCV(small_cnn(epochs=2, callbacks=[callback]),
+                          {"dropout": [0.0, 0.2]}, cv=2, scoring=scorer)
+    search.fit(X[:60], y[:60])
+    text = screen.getvalue()
+    for desc in ("candidate 1/2 fold 1/2 epoch 1/2", "candidate 2/2 fold 2/2 epoch 2/2",
+                 "refit on all images epoch 2/2"):
+        assert desc in text
+    assert "step/s" in text and "best so far roc_auc" in text
+    assert sorted(scorer.scores) == [0, 1] and all(len(s) == 2 for s in scorer.scores.values())
+    assert search.best_estimator_.callbacks[0] is callback  # shared, not copied
+
+
+def test_train_bars_when_forced(folder, tmp_path, capsys, monkeypatch):
+    from cxrlearn.cli import _progress
+
+    monkeypatch.setattr(_progress, "CHUNK", 8)  # a decoding bar for 40 images
+    out = tmp_path / "m.skops"
+    assert main(["train", str(folder / "train"), "--out", str(out), *FAST,
+                 "--progress"]) == 0
+    err = capsys.readouterr().err
+    assert "decoding:" in err and "/40 [" in err and "img/s" in err
+    assert "epoch 1/1:" in err and "/3 [" in err and "step/s" in err and "loss=" in err
+    assert "epoch 1/1: loss" not in err  # the plain epoch line is for logs only
+
+
+def test_bars_follow_the_terminal_and_json(monkeypatch):
+    import argparse
+    import io
+
+    from cxrlearn.cli._progress import Display
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    assert Display().bars and not Display(file=io.StringIO()).bars
+    for progress, json_, bars in [(None, False, True), (None, True, False),
+                                  (True, True, True), (False, False, False)]:
+        args = argparse.Namespace(progress=progress, json=json_)
+        assert Display.from_args(args).bars is bars
+    monkeypatch.setattr("cxrlearn.cli._progress._tqdm", lambda: None)  # no tqdm installed
+    display = Display(bars=True)
+    assert not display.bars
+    display.line("epoch 1/2: loss 0.5")
+    assert sys.stderr.getvalue() == "epoch 1/2: loss 0.5\n"
+
+
+def test_tune_says_the_cause_of_a_failing_fit_first(folder, tmp_path, capsys):
+    assert main(["tune", str(folder), "--out", str(tmp_path / "m.skops"), "--cv", "2",
+                 "--image-size", "100", "--param", "cnn__dropout=0.1,0.2", *FAST]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("cxrlearn tune: error: Input images of 100x100 pixels are too small")
+    assert "fits failed" not in err
+
+
+def test_check_counts_files_in_words(tmp_path, capsys):
+    write_synthetic_xray_directory(tmp_path, 2, 32, random_state=0)
+    next(tmp_path.rglob("*.png")).unlink()
+    assert main(["check", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.strip() == "1 file checked: 1 ok, 0 bad"
+    assert main(["check", str(tmp_path), "--progress"]) == 0
+    captured = capsys.readouterr()
+    assert "checking" in captured.err and captured.out.startswith("1 file checked")
+
+
+def test_commands_print_no_tensorflow_lines(trained, folder):
+    files = _val_files(folder)[:2]
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    out = subprocess.run([sys.executable, "-m", "cxrlearn.cli", "predict", str(trained),
+                          *files], capture_output=True, text=True, env=env, check=True)
+    assert out.stderr == "", out.stderr
+    assert len(out.stdout.splitlines()) == 2
+
+
+# ------------------------------------------------------------- small things
+def test_help_shows_the_default_numbers(capsys):
+    from cxrlearn import PneumoniaCNN
+    from cxrlearn.cli._common import CNN_DEFAULTS
+
+    params = PneumoniaCNN().get_params()
+    assert {k: params[k] for k in CNN_DEFAULTS} == CNN_DEFAULTS
+    for command, epochs in (("train", 7), ("tune", 7), ("demo", 8)):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        help_text = " ".join(capsys.readouterr().out.split())
+        assert f"training epochs (default: {epochs})" in help_text
+        assert "PneumoniaCNN's" not in help_text
+
+
+def test_make_demo_says_what_it_installs():
+    import shutil
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    out = subprocess.run(["make", "-n", "-B", "demo"], cwd=REPO_TESTS.parent,
+                         capture_output=True, text=True, check=True).stdout
+    assert "==> installing cxrlearn and its dependencies" in out
+    assert "--quiet" not in out and "cxrlearn demo" in out
+
+
+def test_unreadable_training_image_points_to_check(tmp_path, capsys):
+    write_synthetic_xray_directory(tmp_path / "data", 6, 176, random_state=0)
+    (tmp_path / "data" / "NORMAL" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    assert main(["train", str(tmp_path / "data"), "--out", str(tmp_path / "m.skops")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "broken.png" in err and f"cxrlearn check {tmp_path / 'data'}" in err
+    assert "trained" not in err
+
+
+# ------------------------------------------------------------------- patients
+HOSPITAL_NAMES = ["MRN00123_2024-01-05_PA", "MRN00123_2024-03-09_PA", "MRN00456_2024-02-11_PA",
+                  "MRN00789_2024-02-12_PA"]
+
+
+@pytest.fixture(scope="module")
+def hospital(folder, tmp_path_factory):
+    """The synthetic train images under hospital-style names, and a manifest."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("hospital")
+    rows, patients = [], {}
+    for i, src in enumerate(sorted((folder / "train").rglob("*.png"))):
+        label = src.parent.name
+        patient = f"MRN{i // 2:05d}"  # two films per patient
+        dest = root / label / f"{patient}_2024-01-{i % 28 + 1:02d}_PA.png"
+        dest.parent.mkdir(exist_ok=True)
+        shutil.copy(src, dest)
+        rows.append(f"{label}/{dest.name},{label}")
+        patients[f"{label}/{dest.name}"] = patient
+    (root / "manifest.csv").write_text("path,label\n" + "\n".join(rows) + "\n")
+    (root / "groups.csv").write_text(
+        "file,patient\n" + "\n".join(f"{p},{g}" for p, g in patients.items()) + "\n")
+    return root
+
+
+def test_hospital_names_warn_in_tune(hospital, tmp_path, capsys):
+    status = main(["tune", str(hospital), "--out", str(tmp_path / "m.skops"),
+                   "--param", "cnn__no_such_param=1,2"])  # stops right after the patients
+    err = capsys.readouterr().err
+    assert status == 1 and "unknown parameters" in err
+    warning = [line for line in err.splitlines() if "warning:" in line]
+    assert len(warning) == 1 and "--patient-pattern" in warning[0] and "--groups" in warning[0]
+
+
+@pytest.mark.parametrize("option", [["--patient-pattern", r"^(MRN\d+)_"],
+                                    ["--groups", "groups.csv"]])
+def test_patients_from_a_pattern_or_a_groups_file(hospital, tmp_path, capsys, option,
+                                                  monkeypatch):
+    monkeypatch.chdir(hospital)
+    status = main(["tune", str(hospital), "--out", str(tmp_path / "m.skops"), *option,
+                   "--param", "cnn__no_such_param=1,2"])
+    err = capsys.readouterr().err
+    assert status == 1 and "warning:" not in err
+    n = len(list(hospital.rglob("*.png")))
+    assert f"{n} images of {n // 2} patients" in err
+
+
+def test_read_groups_matches_path_suffixes(tmp_path):
+    from cxrlearn.cli._common import CLIError
+    from cxrlearn.cli._data import read_groups
+
+    paths = [str(tmp_path / "train" / c / f"{c[0]}{i}.png")
+             for c in ("NORMAL", "PNEUMONIA") for i in range(2)]
+    csv = tmp_path / "g.csv"
+    csv.write_text("path,group\nN0.png,a\nNORMAL/N1.png,a\n"
+                   f"{paths[2]},b\ntrain/PNEUMONIA/P1.png,c\nother/x.png,z\n")
+    assert read_groups(csv, paths).tolist() == ["a", "a", "b", "c"]
+    for text, message in [
+        ("path,group\nN0.png,a\n", "3 of 4 training images have no row"),
+        ("path,group\nN0.png,a\nNORMAL/N0.png,b\n", "has two patients"),
+        ("name,group\nN0.png,a\n", "needs the columns path"),
+        ("path,group\nN0.png,\n", "empty path or patient on line 2"),
+    ]:
+        csv.write_text(text)
+        with pytest.raises(CLIError, match=message):
+            read_groups(csv, paths)
+    twins = [str(tmp_path / c / "x.png") for c in ("NORMAL", "PNEUMONIA")]
+    csv.write_text("path,group\nx.png,a\n")
+    with pytest.raises(CLIError, match="names 2 training images"):
+        read_groups(csv, twins)
+
+
+def test_train_on_a_manifest_holds_out_patients(hospital, tmp_path, capsys):
+    out = tmp_path / "m.skops"
+    assert main(["train", "--manifest", str(hospital / "manifest.csv"), "--out", str(out),
+                 "--patient-pattern", r"^(MRN\d+)_", "--val-fraction", "0.25", *FAST]) == 0
+    captured = capsys.readouterr()
+    assert "held out" in captured.err and "other patients" in captured.err
+    assert "validation (" in captured.out and "roc_auc" in captured.out
+    assert load_model(out).named_steps["cnn"].callbacks is None
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--manifest", "m.csv", "DIR"], "either DATA_DIR or --manifest"),
+    (["--groups", "g.csv"], "add --val-fraction"),
+    (["--manifest", "missing.csv"], "--manifest: file not found"),
+])
+def test_data_options_errors(argv, message, folder, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "DIR").mkdir()
+    if "--manifest" not in argv:
+        argv = [str(folder), *argv]
+    assert main(["train", *argv, "--out", "m.skops"]) == 1
+    assert message in capsys.readouterr().err

@@ -11,7 +11,9 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from cxrlearn._loading import ImageLoader
 from cxrlearn.datasets import (
+    PatientIdWarning,
     ScanReport,
+    list_image_files,
     load_image_directory,
     load_manifest,
     patient_id,
@@ -243,6 +245,65 @@ def test_extensions_as_one_string(tmp_path):
     touch_image(tmp_path / "NORMAL" / "b.bmp")
     paths, _ = load_image_directory(tmp_path, extensions="PNG")
     assert [Path(p).name for p in paths] == ["a.png"]
+
+
+HOSPITAL = ["MRN00123_2024-01-05_PA.png", "MRN00123_2024-03-09_PA.png",
+            "MRN00456_2024-02-11_PA.png"]
+
+
+def test_hospital_names_warn_that_every_file_is_its_own_patient():
+    with pytest.warns(PatientIdWarning, match="MRN00123_2024-01-05_PA.png") as record:
+        groups = patient_ids(HOSPITAL)
+    assert groups.tolist() == [Path(n).stem for n in HOSPITAL]  # unchanged rule
+    assert record[0].filename == __file__  # points at the caller
+    assert issubclass(PatientIdWarning, UserWarning)
+
+
+@pytest.mark.parametrize("names", [
+    ["person1_virus_6.jpeg", "person2_bacteria_3.jpeg", "IM-0115-0001.jpeg"],  # Kermany
+    ["scan_1.png", "scan_1.png"],  # a repeated id
+    ["scan_1.png"],  # a single file
+])
+def test_no_patient_warning_for_kermany_or_repeated_ids(names, recwarn):
+    patient_ids(names)
+    assert not [w for w in recwarn if issubclass(w.category, PatientIdWarning)]
+
+
+@pytest.mark.parametrize("pattern", [r"^(MRN\d+)_", r"^(?P<patient>MRN\d+)_(\d+)"])
+def test_patient_pattern(pattern, recwarn):
+    import re
+
+    groups = patient_ids([f"/data/x/{n}" for n in HOSPITAL], pattern=pattern)
+    assert groups.tolist() == ["MRN00123", "MRN00123", "MRN00456"]
+    assert patient_ids(HOSPITAL, pattern=re.compile(pattern)).tolist() == groups.tolist()
+    assert not recwarn.list
+
+
+def test_patient_pattern_on_folders_and_whole_matches():
+    paths = ["export/MRN1/a.dcm", "export/MRN1/b.dcm", "export/MRN2/a.dcm"]
+    assert patient_ids(paths, pattern=r"/(MRN\d+)/").tolist() == ["MRN1", "MRN1", "MRN2"]
+    assert patient_id("MRN7_x.png", pattern=r"MRN\d+") == "MRN7"  # no group: the match
+
+
+@pytest.mark.parametrize("pattern, match", [
+    (r"^(MRN\d+)_", "does not match 'scan_1.png'"),
+    (r"(", "not a valid regular expression"),
+    (r"^(x?)", "empty patient id"),
+])
+def test_patient_pattern_errors(pattern, match):
+    with pytest.raises(ValueError, match=match):
+        patient_ids(["MRN1_a.png", "scan_1.png"], pattern=pattern)
+
+
+def test_list_image_files(tmp_path):
+    for rel in ["a/1.png", "b/2.JPEG", "b/notes.txt", ".hidden/3.png", "b/.4.png"]:
+        touch_image(tmp_path / rel) if rel.endswith((".png", ".JPEG")) else \
+            (tmp_path / rel).write_text("x")
+    found = [os.path.relpath(p, tmp_path) for p in list_image_files(tmp_path)]
+    assert found == ["a/1.png", "b/2.JPEG"]
+    assert list_image_files(tmp_path, extensions="jpeg") == [str(tmp_path / "b" / "2.JPEG")]
+    with pytest.raises(FileNotFoundError):
+        list_image_files(tmp_path / "missing")
 
 
 def test_patient_ids_of_a_series():

@@ -1,4 +1,4 @@
-"""The ``cxrlearn`` command line: demo, train, evaluate, predict, tune, check.
+"""The ``cxrlearn`` command line: demo, train, evaluate, predict, tune, threshold, check.
 
 Built on :mod:`argparse`. Each sub-command lives in its own module and
 imports Keras only when it runs, so ``cxrlearn --help`` starts fast. Errors
@@ -31,7 +31,10 @@ def build_parser():
     >>> args.command, args.epochs
     ('demo', 2)
     """
-    from . import _check, _demo, _evaluate, _train
+    from . import _check, _demo, _evaluate, _threshold, _train
+    from . import _explain
+    from . import _report
+    from . import _serve
     from .. import __version__
 
     parser = argparse.ArgumentParser(
@@ -46,7 +49,11 @@ def build_parser():
     _evaluate.add_evaluate_parser(sub)
     _evaluate.add_predict_parser(sub)
     _train.add_tune_parser(sub)
+    _threshold.add_parser(sub)
     _check.add_parser(sub)
+    _explain.add_parser(sub)
+    _report.add_parser(sub)
+    _serve.add_parser(sub)
     return parser
 
 

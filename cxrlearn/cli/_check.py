@@ -1,6 +1,7 @@
 """``cxrlearn check``: find every unreadable image before a long training run."""
 
-from ._common import find_splits
+from ._common import add_progress_argument, find_splits
+from ._progress import CHUNK, Display
 
 
 def add_parser(sub):
@@ -13,13 +14,49 @@ def add_parser(sub):
     )
     parser.add_argument("data", metavar="DATA_DIR")
     parser.add_argument("--n-jobs", type=int, default=2)
+    add_progress_argument(parser)
     parser.set_defaults(run=run)
 
 
+def _plural(n, word):
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def format_scan(report):
+    """The summary of a :class:`~cxrlearn.datasets.ScanReport`, then one line per bad file.
+
+    Examples
+    --------
+    >>> from cxrlearn.datasets import ScanReport
+    >>> print(format_scan(ScanReport(n_files=1)))
+    1 file checked: 1 ok, 0 bad
+    >>> print(format_scan(ScanReport(n_files=3, bad=[("a.png", "empty file (0 bytes)")])))
+    3 files checked: 2 ok, 1 bad
+      a.png: empty file (0 bytes)
+    """
+    lines = [f"{_plural(report.n_files, 'file')} checked: {report.ok_count} ok, "
+             f"{len(report.bad)} bad"]
+    lines += [f"  {path}: {reason}" for path, reason in report.bad]
+    return "\n".join(lines)
+
+
 def run(args):
-    from ..datasets import scan_images
+    from ..datasets import ScanReport, list_image_files, scan_images
 
     find_splits(args.data)  # the folder must exist
-    report = scan_images(args.data, n_jobs=args.n_jobs)
-    print(report)
+    display = Display.from_args(args)
+    files = list_image_files(args.data)
+    bar = display.bar(len(files), "checking", "img")
+    bad = []
+    try:
+        for start in range(0, len(files), CHUNK):
+            chunk = files[start : start + CHUNK]
+            bad += scan_images(chunk, n_jobs=args.n_jobs).bad
+            if bar is not None:
+                bar.update(len(chunk))
+    finally:
+        if bar is not None:
+            bar.close()
+    report = ScanReport(n_files=len(files), bad=bad)
+    print(format_scan(report))
     return 1 if report.bad else 0

@@ -1,6 +1,7 @@
 """Helpers shared by the sub-commands: data folders, pipelines, output."""
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ __all__ = [
     "CLIError",
     "add_model_arguments",
     "add_model_file_argument",
+    "add_progress_argument",
     "atomic_write_text",
     "check_out",
     "find_splits",
@@ -21,10 +23,17 @@ __all__ = [
     "positive_label",
     "save_pipeline",
     "status",
+    "suggest_check",
 ]
 
 #: The image side used by ``cxrlearn train`` and ``tune`` unless told.
 DEFAULT_IMAGE_SIZE = 176
+
+#: PneumoniaCNN's defaults, shown in ``--help`` (``cxrlearn --help`` does not
+#: import the estimator; tests/test_cli.py checks that they agree).
+CNN_DEFAULTS = {"epochs": 7, "batch_size": 32, "learning_rate": 1e-3,
+                "lr_schedule": "cosine", "activation": "relu", "dropout": 0.5,
+                "dense_units": (256,), "balanced_batches": True}
 
 
 class CLIError(Exception):
@@ -36,9 +45,25 @@ def status(message):
     print(message, file=sys.stderr, flush=True)
 
 
-def keras_verbosity():
-    """Progress bar on a terminal, one line per epoch in logs."""
-    return 1 if sys.stderr.isatty() else 2
+def add_progress_argument(parser):
+    """``--progress`` / ``--no-progress``: bars on standard error."""
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="progress bars (decoding, training steps, grid search) on "
+                        "standard error; default: on when it is a terminal (and not "
+                        "with --json); without bars, long runs print plain lines")
+
+
+@contextlib.contextmanager
+def suggest_check(folder):
+    """Add "run ``cxrlearn check``" to the error of an unreadable image."""
+    from .. import ImageLoadError
+
+    try:
+        yield
+    except ImageLoadError as exc:
+        where = f" {folder}" if folder else " DATA_DIR"
+        raise CLIError(f"{exc} -- run `cxrlearn check{where}` to list every unreadable "
+                       "image at once") from exc
 
 
 def find_splits(root):
@@ -67,40 +92,52 @@ def load_folder(root, *, label_mode="folder"):
     return np.asarray(paths, dtype=object), np.asarray(labels)
 
 
-def add_model_arguments(parser):
-    """Options that configure the loader and the network."""
+def add_model_arguments(parser, *, epochs=None):
+    """Options that configure the loader and the network.
+
+    ``epochs`` is the command's default for ``--epochs`` (None: PneumoniaCNN's).
+    """
     group = parser.add_argument_group("model")
+    d = CNN_DEFAULTS
     group.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIZE,
                        help="square image side in pixels (default: %(default)s)")
     group.add_argument("--color-mode", choices=["grayscale", "rgb"], default="grayscale",
                        help="channels fed to the network (default: %(default)s)")
     group.add_argument("--intensity", choices=["raw", "stretch", "equalize"], default="equalize",
                        help="per-image intensity normalisation (default: %(default)s)")
-    group.add_argument("--epochs", type=int, default=None,
-                       help="training epochs (default: PneumoniaCNN's)")
-    group.add_argument("--batch-size", type=int, default=None)
-    group.add_argument("--learning-rate", type=float, default=None)
-    group.add_argument("--lr-schedule", choices=["constant", "cosine"], default=None)
+    group.add_argument("--epochs", type=int, default=epochs,
+                       help=f"training epochs (default: {epochs or d['epochs']})")
+    group.add_argument("--batch-size", type=int, default=None,
+                       help=f"images per step (default: {d['batch_size']})")
+    group.add_argument("--learning-rate", type=float, default=None,
+                       help=f"(default: {d['learning_rate']:g})")
+    group.add_argument("--lr-schedule", choices=["constant", "cosine"], default=None,
+                       help=f"(default: {d['lr_schedule']})")
     group.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=None,
                        help="batch normalisation after each convolution")
-    group.add_argument("--activation", default=None, help="e.g. relu or swish")
-    group.add_argument("--dropout", type=float, default=None)
+    group.add_argument("--activation", default=None,
+                       help=f"e.g. relu or swish (default: {d['activation']})")
+    group.add_argument("--dropout", type=float, default=None,
+                       help=f"(default: {d['dropout']})")
     group.add_argument("--dense-units", type=parse_dense_units, default=None, metavar="N[,N]",
-                       help="hidden dense layers, e.g. 256 or 256,8 (default: PneumoniaCNN's)")
+                       help="hidden dense layers, e.g. 256 or 256,8 (default: "
+                       f"{','.join(map(str, d['dense_units']))})")
     group.add_argument("--class-weight", default=None,
-                       help="'balanced', 'none', or LABEL=W[,LABEL=W] e.g. NORMAL=1.2")
+                       help="'balanced', 'none', or LABEL=W[,LABEL=W] e.g. NORMAL=1.2 "
+                       "(default: balanced)")
     group.add_argument("--balanced-batches", action=argparse.BooleanOptionalAction,
                        default=None,
                        help="balance the classes by resampling every epoch's batches, or "
                             "(--no-) by weighting the loss with --class-weight "
-                            "(default: PneumoniaCNN's)")
+                            "(default: --balanced-batches)")
     group.add_argument("--augmentation", default=None,
-                       help="'none', 'light' or 'standard'")
+                       help="'none', 'light' or 'standard' (default: none)")
     group.add_argument("--stream", action="store_true",
                        help="decode batches from disk while training (bounded memory)")
     group.add_argument("--cache", default=None, metavar="DIR",
                        help="cache decoded images in DIR (joblib.Memory)")
-    group.add_argument("--n-jobs", type=int, default=2, help="decoding threads")
+    group.add_argument("--n-jobs", type=int, default=2,
+                       help="decoding threads (default: %(default)s)")
     group.add_argument("--random-state", type=int, default=0)
     return parser
 
@@ -158,7 +195,8 @@ def make_pipeline(args):
         memory=args.cache,
         lazy=args.stream,
     )
-    cnn = PneumoniaCNN(random_state=args.random_state, verbose=keras_verbosity(),
+    # progress comes from the command's own callback (see _progress.py)
+    cnn = PneumoniaCNN(random_state=args.random_state, verbose=0,
                        n_jobs=args.n_jobs if args.stream else None)
     overrides = {
         "epochs": args.epochs,
@@ -295,9 +333,9 @@ def _load_pickle(path):
     try:
         return joblib.load(path)
     except (EOFError, pickle.UnpicklingError, ValueError, OSError, zlib.error) as exc:
+        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         raise CLIError(
-            f"cannot load model file '{path}': truncated or corrupted pickle "
-            f"({type(exc).__name__}: {exc})"
+            f"cannot load model file '{path}': truncated or corrupted pickle ({detail})"
         ) from exc
     except Exception as exc:  # unpickling errors come in many types
         raise CLIError(
@@ -308,44 +346,13 @@ def _load_pickle(path):
 def operating_point(model):
     """How a fitted binary classifier turns scores into labels.
 
-    Read from the estimator's own attributes, never guessed: cxrlearn's
-    :class:`~cxrlearn.OperatingPointClassifier` (``threshold_`` on the
-    probability of ``pos_label_``), scikit-learn's
-    ``TunedThresholdClassifierCV`` / ``FixedThresholdClassifier`` (their
-    threshold on the response they use, which may be ``decision_function``),
-    or a plain classifier (the most probable class). The labels themselves
-    always come from ``model.predict``.
-
-    Returns
-    -------
-    dict
-        ``pos_label``, ``threshold`` (float or None for argmax) and
-        ``applies_to`` (e.g. ``"predict_proba[:, PNEUMONIA]"``).
+    Moved to :func:`cxrlearn.evaluation.operating_point` (public); kept here
+    for the commands and code that import it from this module. Imported on
+    call, so that ``cxrlearn --help`` stays fast.
     """
-    from sklearn.model_selection._classification_threshold import BaseThresholdClassifier
+    from ..evaluation import operating_point as _operating_point
 
-    classes = list(model.classes_)
-    if hasattr(model, "threshold_") and hasattr(model, "pos_label_"):
-        pos = model.pos_label_
-        return {"pos_label": _plain(pos), "threshold": float(model.threshold_),
-                "applies_to": f"predict_proba[:, {pos}]"}
-    if isinstance(model, BaseThresholdClassifier):
-        inner = getattr(model, "estimator_", model.estimator)
-        methods = model._get_response_method()
-        methods = [methods] if isinstance(methods, str) else methods
-        method = next(m for m in methods if hasattr(inner, m))
-        if hasattr(model, "_curve_scorer"):  # TunedThresholdClassifierCV
-            pos, threshold = model._curve_scorer._get_pos_label(), model.best_threshold_
-        else:  # FixedThresholdClassifier
-            pos, threshold = model.pos_label, model.threshold
-            if threshold == "auto":
-                threshold = 0.5 if method == "predict_proba" else 0.0
-        pos = classes[-1] if pos is None else pos
-        where = f"predict_proba[:, {pos}]" if method == "predict_proba" else \
-            f"decision_function (score of {pos})"
-        return {"pos_label": _plain(pos), "threshold": float(threshold), "applies_to": where}
-    return {"pos_label": _plain(positive_label(classes)), "threshold": None,
-            "applies_to": "most probable class (argmax of predict_proba)"}
+    return _operating_point(model)
 
 
 def _plain(value):

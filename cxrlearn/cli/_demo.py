@@ -5,6 +5,7 @@ from pathlib import Path
 
 from ._common import (
     add_model_arguments,
+    add_progress_argument,
     atomic_write_text,
     check_out,
     dumps_json,
@@ -14,7 +15,8 @@ from ._common import (
     save_pipeline,
     status,
 )
-from ._evaluate import evaluate_model
+from ._progress import Display
+from ._train import fit_pipeline, validation_report
 
 
 def add_parser(sub):
@@ -36,8 +38,9 @@ def add_parser(sub):
     parser.add_argument("--out", default="demo-output/pneumonia_pipeline.skops",
                         help="where to save the fitted pipeline: .skops (safe format) or "
                         ".joblib (a pickle) (default: %(default)s)")
-    add_model_arguments(parser)
-    parser.set_defaults(run=run, epochs=8)
+    add_model_arguments(parser, epochs=8)
+    add_progress_argument(parser)
+    parser.set_defaults(run=run)
     return parser
 
 
@@ -57,6 +60,7 @@ def _synthetic_folders(out_dir, n_samples, image_size, random_state, class_sep):
 
 
 def run(args):
+    display = Display.from_args(args)
     out = check_out(args.out)
     if args.data is None:
         train_dir, val_dir = _synthetic_folders(out.parent, args.n_samples, args.image_size,
@@ -67,10 +71,13 @@ def run(args):
     if val_dir is None:
         from sklearn.model_selection import GroupShuffleSplit
 
-        from ..datasets import patient_ids
+        from ._data import file_name_groups
 
+        groups = file_name_groups(train_paths, command="demo", source=str(train_dir),
+                                  advice="use cxrlearn train --val-fraction with "
+                                  "--patient-pattern or --groups instead")
         split = GroupShuffleSplit(1, test_size=0.2, random_state=args.random_state)
-        tr, va = next(split.split(train_paths, train_labels, patient_ids(train_paths)))
+        tr, va = next(split.split(train_paths, train_labels, groups))
         val_paths, val_labels = train_paths[va], train_labels[va]
         train_paths, train_labels = train_paths[tr], train_labels[tr]
         status(f"held out {len(va)} images of other patients for validation")
@@ -80,9 +87,10 @@ def run(args):
     pipe = make_pipeline(args)
     status(f"training {pipe.named_steps['cnn']!r}")
     t0 = time.perf_counter()
-    pipe.fit(train_paths, train_labels)
+    fit_pipeline(pipe, train_paths, train_labels, display, source=str(train_dir))
     status(f"trained in {time.perf_counter() - t0:.1f} s")
-    report = evaluate_model(pipe, val_paths, val_labels)
+    report = validation_report(pipe, val_paths, val_labels, display, source=str(val_dir or
+                                                                                train_dir))
     print(f"validation ({len(val_paths)} images):")
     from ..metrics import format_report
 

@@ -3,62 +3,121 @@
 import ast
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
 from ._common import (
     CLIError,
     add_model_arguments,
+    add_progress_argument,
     check_out,
-    find_splits,
     load_folder,
     make_pipeline,
     save_pipeline,
     status,
+    suggest_check,
 )
-
-
-def _add_data_arguments(parser):
-    parser.add_argument("data", metavar="DATA_DIR",
-                        help="DATA_DIR/<LABEL>/* images, or DATA_DIR/train (+ DATA_DIR/val)")
-    parser.add_argument("--out", required=True, metavar="MODEL",
-                        help="where to save the fitted pipeline: MODEL.skops (safe format, runs "
-                        "no code when opened) or MODEL.joblib (a pickle)")
-    parser.add_argument("--three-class", action="store_true",
-                        help="NORMAL / BACTERIA / VIRUS from Kermany file names")
+from ._data import add_data_arguments, load_training_data, patient_groups
+from ._progress import (
+    Display,
+    ScoreRecorder,
+    decode_images,
+    fit_progress,
+    prime_decode_cache,
+)
 
 
 def add_train_parser(sub):
     parser = sub.add_parser(
         "train",
         help="train a pipeline on a folder of labelled X-rays",
-        description="Train an [ImageLoader, PneumoniaCNN] pipeline on DATA_DIR and save "
-        "it (skops format unless MODEL ends in .joblib). With DATA_DIR/train and DATA_DIR/val, trains on train and "
-        "reports metrics on val.",
+        description="Train an [ImageLoader, PneumoniaCNN] pipeline on DATA_DIR (or the "
+        "images of --manifest) and save it (skops format unless MODEL ends in .joblib). "
+        "With DATA_DIR/train and DATA_DIR/val, trains on train and reports metrics on val; "
+        "--val-fraction holds out patients for that report instead.",
     )
-    _add_data_arguments(parser)
+    add_data_arguments(parser)
+    parser.add_argument("--val-fraction", type=float, default=None, metavar="F",
+                        help="without a val folder: hold out this fraction of the images, "
+                        "whole patients at a time, for the validation report (the model "
+                        "is trained on the rest)")
     add_model_arguments(parser)
+    add_progress_argument(parser)
     parser.set_defaults(run=run_train)
+
+
+def fit_pipeline(pipe, paths, labels, display, *, source=None):
+    """Fit ``[loader, cnn]`` on image files with progress: decoding, then epochs.
+
+    The steps are fitted one after the other, as ``Pipeline.fit`` does, so
+    that decoding has its own bar; the progress callback is removed from
+    the network afterwards (it is never saved).
+    """
+    loader, cnn = pipe[0], pipe[-1]
+    with suggest_check(source):
+        loader.fit(paths, labels)
+        images = decode_images(loader, paths, display)
+    cnn.set_params(callbacks=[fit_progress(display)])  # (imports TensorFlow)
+    try:
+        cnn.fit(images, labels)
+    finally:
+        cnn.set_params(callbacks=None)
+    return pipe
+
+
+def validation_report(pipe, paths, labels, display, *, source=None):
+    """The clinical report of a fitted ``[loader, cnn]`` on image files."""
+    from ._evaluate import evaluate_model
+
+    with suggest_check(source):
+        images = decode_images(pipe[0], paths, display, desc="decoding validation images")
+    return evaluate_model(pipe[-1], images, labels)
+
+
+def _holdout(args, data):
+    """Split off ``--val-fraction`` of the patients; returns train and val parts."""
+    from sklearn.model_selection import GroupShuffleSplit
+
+    if not 0 < args.val_fraction < 1:
+        raise CLIError(f"--val-fraction must be between 0 and 1, got {args.val_fraction}")
+    if data.val_dir is not None:
+        raise CLIError(f"{args.data} has a val folder already; drop --val-fraction")
+    groups = patient_groups(args, data)
+    split = GroupShuffleSplit(1, test_size=args.val_fraction, random_state=args.random_state)
+    train, val = next(split.split(data.paths, data.labels, groups))
+    status(f"held out {len(val)} images of {len(set(groups[val]))} other patients "
+           "for validation")
+    return (data.paths[train], data.labels[train]), (data.paths[val], data.labels[val])
 
 
 def run_train(args):
     from ..metrics import format_report
-    from ._evaluate import evaluate_model
 
-    train_dir, val_dir = find_splits(args.data)
+    display = Display.from_args(args)
     check_out(args.out)
-    mode = "three_class" if args.three_class else "folder"
-    paths, labels = load_folder(train_dir, label_mode=mode)
+    data = load_training_data(args)
+    source = args.data or str(Path(args.manifest).parent)
+    (paths, labels), val = (data.paths, data.labels), None
+    if args.val_fraction:
+        (paths, labels), val = _holdout(args, data)
+    elif args.groups or args.patient_pattern:
+        raise CLIError("--groups and --patient-pattern choose the patients held out by "
+                       "--val-fraction (train uses no patients otherwise); add --val-fraction")
+    elif data.val_dir is not None:
+        mode = "three_class" if args.three_class else "folder"
+        val = load_folder(data.val_dir, label_mode=mode)
     pipe = make_pipeline(args)
     t0 = time.perf_counter()
-    pipe.fit(paths, labels)
+    fit_pipeline(pipe, paths, labels, display, source=source)
     status(f"trained in {time.perf_counter() - t0:.1f} s")
     kind = save_pipeline(pipe, args.out)
     print(f"saved pipeline to {args.out} ({kind})")
-    if val_dir is not None:
-        val_paths, val_labels = load_folder(val_dir, label_mode=mode)
+    if val is not None:
+        val_paths, val_labels = val
+        report = validation_report(pipe, val_paths, val_labels, display, source=source)
         print(f"validation ({len(val_paths)} images):")
-        print(format_report(evaluate_model(pipe, val_paths, val_labels)))
+        print(format_report(report))
     return 0
 
 
@@ -71,11 +130,12 @@ def add_tune_parser(sub):
         "ranked table and saves the best pipeline refitted on all of DATA_DIR's "
         "training images. Decoded images are cached once for all folds.",
     )
-    _add_data_arguments(parser)
+    add_data_arguments(parser)
     parser.add_argument("--param", action="append", default=[], metavar="NAME=V1,V2",
                         help="a grid, e.g. cnn__activation=relu,swish (repeatable)")
     parser.add_argument("--cv", type=int, default=3, help="folds (default: %(default)s)")
     add_model_arguments(parser)
+    add_progress_argument(parser)
     parser.set_defaults(run=run_tune)
 
 
@@ -108,18 +168,18 @@ def parse_grid(items):
 
 
 def run_tune(args):
+    from sklearn.metrics import get_scorer
     from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
-
-    from ..datasets import patient_ids
 
     grid = parse_grid(args.param)
     if not grid:
         raise CLIError("give at least one --param NAME=V1,V2 grid")
-    train_dir, _ = find_splits(args.data)
+    display = Display.from_args(args)
     check_out(args.out)
-    mode = "three_class" if args.three_class else "folder"
-    paths, labels = load_folder(train_dir, label_mode=mode)
-    groups = patient_ids(paths)
+    data = load_training_data(args)
+    source = args.data or str(Path(args.manifest).parent)
+    paths, labels = data.paths, data.labels
+    groups = patient_groups(args, data)
     pipe = make_pipeline(args)
     valid = pipe.get_params()
     unknown = [name for name in grid if name not in valid]
@@ -127,17 +187,30 @@ def run_tune(args):
         raise CLIError(f"unknown parameters {unknown}; e.g. cnn__activation, cnn__dropout, "
                        "cnn__class_weight, cnn__balanced_batches, loader__image_size")
     scoring = "roc_auc" if len(np.unique(labels)) == 2 else "roc_auc_ovr"
+    n_candidates = int(np.prod([len(values) for values in grid.values()]))
+    status(f"grid search: {n_candidates} candidates x {args.cv} folds = "
+           f"{n_candidates * args.cv} fits, then the best refitted on all "
+           f"{len(paths)} images")
     with tempfile.TemporaryDirectory(prefix="cxrlearn-cache-") as cache:
         if args.cache is None:
             pipe.set_params(loader__memory=cache)
+        with suggest_check(source):
+            prime_decode_cache(pipe[0], paths, display)
+        callback = fit_progress(display, n_candidates=n_candidates, n_folds=args.cv)
+        scorer = ScoreRecorder(get_scorer(scoring), scoring, callback)
+        callback.best = scorer.best_text
+        pipe.set_params(cnn__callbacks=[callback])
         search = GridSearchCV(
-            pipe, grid, scoring=scoring, cv=StratifiedGroupKFold(args.cv),
-            refit=True, verbose=1, error_score="raise",
+            pipe, grid, scoring=scorer, cv=StratifiedGroupKFold(args.cv),
+            refit=True, error_score="raise",
         )
-        search.fit(paths, labels, groups=groups)
+        t0 = time.perf_counter()
+        search.fit(paths, labels, groups=groups)  # error_score="raise": the cause, first
         best = search.best_estimator_
+        best.set_params(cnn__callbacks=None)
         if args.cache is None:  # the temporary folder is gone after this block
             best.set_params(loader__memory=None)
+    status(f"searched in {time.perf_counter() - t0:.1f} s")
     print(format_cv_table(search.cv_results_, scoring))
     kind = save_pipeline(best, args.out)
     print(f"best {scoring} {search.best_score_:.4f} with {search.best_params_}")

@@ -3,6 +3,8 @@
 from ._synthetic import make_synthetic_xrays, write_synthetic_xray_directory
 from ._directory import (
     IMAGE_EXTENSIONS,
+    PatientIdWarning,
+    list_image_files,
     load_image_directory,
     load_manifest,
     patient_id,
@@ -15,6 +17,8 @@ __all__ = [
     "make_synthetic_xrays",
     "write_synthetic_xray_directory",
     "IMAGE_EXTENSIONS",
+    "PatientIdWarning",
+    "list_image_files",
     "load_image_directory",
     "load_manifest",
     "patient_id",

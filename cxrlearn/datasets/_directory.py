@@ -3,12 +3,15 @@
 import csv
 import os
 import re
+import warnings
 
 import numpy as np
 from sklearn.utils._param_validation import StrOptions, validate_params
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "PatientIdWarning",
+    "list_image_files",
     "load_image_directory",
     "load_manifest",
     "patient_id",
@@ -35,6 +38,54 @@ def _image_files(folder, extensions):
             if not _is_hidden(name) and os.path.splitext(name)[1].lower() in extensions:
                 found.append(os.path.join(dirpath, name))
     return sorted(found)
+
+
+def _extension_set(extensions):
+    if isinstance(extensions, str):
+        extensions = (extensions,)
+    return {e.lower() if e.startswith(".") else "." + e.lower() for e in extensions}
+
+
+@validate_params(
+    {"folder": [str, os.PathLike], "extensions": [str, "array-like"]},
+    prefer_skip_nested_validation=True,
+)
+def list_image_files(folder, *, extensions=IMAGE_EXTENSIONS):
+    """The image files under a folder, recursively, sorted by path.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        Folder to search; hidden files and folders (name starting with
+        ``.``) are skipped.
+    extensions : str or sequence of str, default=IMAGE_EXTENSIONS
+        File suffixes to keep (case-insensitive, the dot optional).
+
+    Returns
+    -------
+    paths : list of str
+        File paths.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``folder`` is not a folder.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from cxrlearn.datasets import list_image_files
+    >>> root = tempfile.mkdtemp()
+    >>> for rel in ["a/1.png", "b/2.jpeg", "b/notes.txt", ".hidden/3.png"]:
+    ...     os.makedirs(os.path.join(root, os.path.dirname(rel)), exist_ok=True)
+    ...     open(os.path.join(root, rel), "wb").close()
+    >>> [os.path.relpath(p, root) for p in list_image_files(root)]
+    ['a/1.png', 'b/2.jpeg']
+    """
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"image folder '{folder}' does not exist or is not a folder")
+    return _image_files(folder, _extension_set(extensions))
 
 
 def _three_class_label(path, folder_label):
@@ -106,6 +157,16 @@ def load_image_directory(
     patient_ids : Patient groups for grouped cross-validation.
     load_manifest : The same from a CSV file.
 
+    Notes
+    -----
+    The paths come class by class, so ``paths[:300]`` is (almost) one
+    class. Take a subset that keeps the class balance with
+    :func:`sklearn.model_selection.train_test_split`::
+
+        from sklearn.model_selection import train_test_split
+        paths, _, labels, _ = train_test_split(
+            paths, labels, train_size=300, stratify=labels, random_state=0)
+
     Examples
     --------
     >>> import os, tempfile
@@ -124,9 +185,7 @@ def load_image_directory(
     ['NORMAL', 'BACTERIA', 'VIRUS']
     """
     root = os.fspath(root)
-    if isinstance(extensions, str):
-        extensions = (extensions,)
-    extensions = {e.lower() if e.startswith(".") else "." + e.lower() for e in extensions}
+    extensions = _extension_set(extensions)
     if not os.path.isdir(root):
         raise FileNotFoundError(f"image folder '{root}' does not exist or is not a folder")
     if classes is None:
@@ -252,25 +311,94 @@ def load_manifest(
     return tuple(_object_array(values[kind]) for kind, _ in columns)
 
 
-@validate_params({"path": [str, os.PathLike]}, prefer_skip_nested_validation=True)
-def patient_id(path):
-    """The patient a Kermany chest X-ray file belongs to.
+class PatientIdWarning(UserWarning):
+    """The file names give no patient ids: every file counts as its own patient.
 
-    ``person123_bacteria_456.jpeg`` gives ``person123``; ``IM-0115-0001.jpeg``
-    gives ``IM-0115``; ``NORMAL2-IM-0927-0001.jpeg`` gives ``NORMAL2-IM-0927``
-    (further ``-NNNN`` parts, as in ``IM-0435-0001-0002.jpeg``, are image
-    numbers too). A name that follows neither pattern gives its file stem,
-    i.e. each such file is taken to be its own patient.
+    Issued by :func:`patient_ids` when its default rule (Kermany file names)
+    finds no two files of the same patient in names that are not
+    Kermany-style, e.g. ``MRN00123_2024-01-05_PA.png`` and
+    ``MRN00123_2024-03-09_PA.png``. Grouped cross-validation with such
+    groups puts images of one patient on both sides of a split, which
+    inflates every score. Give the rule (``pattern=r"^(MRN\\d+)_"``) or the
+    groups themselves (a manifest's patient column). Silence it, once the
+    files really are one per patient, with
+    ``warnings.simplefilter("ignore", PatientIdWarning)``.
+    """
+
+
+def _compile_pattern(pattern):
+    if isinstance(pattern, str):
+        try:
+            pattern = re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"pattern {pattern!r} is not a valid regular expression: {exc}")
+    return pattern
+
+
+def _kermany_id(stem):
+    match = _PERSON.match(stem) or _IM_SERIES.match(stem)
+    return match.group(1) if match else None
+
+
+def _pattern_id(path, pattern):
+    """The patient id that ``pattern`` (compiled) finds in ``path``."""
+    path = os.fspath(path)
+    if "/" in pattern.pattern:  # a rule about folders: search the whole path
+        where = path.replace(os.sep, "/")
+    else:
+        where = os.path.basename(path)
+    match = pattern.search(where)
+    if match is None:
+        raise ValueError(
+            f"pattern {pattern.pattern!r} does not match {where!r}"
+            + (f" (the file name of '{path}')" if where != path else "")
+            + "; every file needs a patient id"
+        )
+    if "patient" in pattern.groupindex:
+        patient = match.group("patient")
+    else:
+        patient = match.group(1) if pattern.groups else match.group(0)
+    if not patient:
+        raise ValueError(f"pattern {pattern.pattern!r} gives an empty patient id for '{path}'")
+    return patient
+
+
+@validate_params(
+    {"path": [str, os.PathLike], "pattern": [str, re.Pattern, None]},
+    prefer_skip_nested_validation=True,
+)
+def patient_id(path, *, pattern=None):
+    """The patient a chest X-ray file belongs to, from its name.
+
+    By default, Kermany names: ``person123_bacteria_456.jpeg`` gives
+    ``person123``; ``IM-0115-0001.jpeg`` gives ``IM-0115``;
+    ``NORMAL2-IM-0927-0001.jpeg`` gives ``NORMAL2-IM-0927`` (further
+    ``-NNNN`` parts, as in ``IM-0435-0001-0002.jpeg``, are image numbers
+    too). A name that follows neither pattern gives its file stem, i.e.
+    each such file is taken to be its own patient -- give a ``pattern`` for
+    other naming schemes.
 
     Parameters
     ----------
     path : str or os.PathLike
         File path or name.
+    pattern : str, re.Pattern or None, default=None
+        A regular expression that finds the patient id, searched
+        (:func:`re.search`) in the file name -- or in the whole path, with
+        ``/`` separators, when the pattern contains a ``/``. The id is its
+        group named ``patient``, else its first group, else the whole
+        match. E.g. ``r"^(MRN\\d+)_"`` for ``MRN00123_2024-01-05_PA.png``,
+        or ``r"/(MRN\\d+)/"`` for one folder per patient.
 
     Returns
     -------
     patient : str
         The patient id.
+
+    Raises
+    ------
+    ValueError
+        If ``pattern`` is not a valid regular expression or does not match.
 
     Examples
     --------
@@ -281,29 +409,54 @@ def patient_id(path):
     ('NORMAL2-IM-0927', 'IM-0115')
     >>> patient_id("scan_42.png")
     'scan_42'
+    >>> patient_id("MRN00123_2024-01-05_PA.png", pattern=r"^(MRN\\d+)_")
+    'MRN00123'
+    >>> patient_id("export/MRN00123/2024-01-05_PA.dcm", pattern=r"/(MRN\\d+)/")
+    'MRN00123'
     """
+    if pattern is not None:
+        return _pattern_id(path, _compile_pattern(pattern))
     return _patient_id(path)
 
 
 def _patient_id(path):
     stem = os.path.splitext(os.path.basename(os.fspath(path)))[0]
-    match = _PERSON.match(stem) or _IM_SERIES.match(stem)
-    return match.group(1) if match else stem
+    return _kermany_id(stem) or stem
 
 
-@validate_params({"paths": ["array-like"]}, prefer_skip_nested_validation=True)
-def patient_ids(paths):
+@validate_params(
+    {"paths": ["array-like"], "pattern": [str, re.Pattern, None]},
+    prefer_skip_nested_validation=True,
+)
+def patient_ids(paths, *, pattern=None):
     """Patient ids of many files, for ``GroupKFold`` / ``StratifiedGroupKFold``.
 
     Parameters
     ----------
     paths : array-like of str or os.PathLike
         File paths (a list, 1-D array, ``(n, 1)`` column or pandas Series).
+    pattern : str, re.Pattern or None, default=None
+        The rule that finds a patient id in a file name (or path), see
+        :func:`patient_id`; by default Kermany names, and the file stem for
+        any other name.
 
     Returns
     -------
     groups : ndarray of shape (n_samples,)
         Object array of patient ids, see :func:`patient_id`.
+
+    Warns
+    -----
+    PatientIdWarning
+        With the default rule, when some names are not Kermany-style and
+        no two files share a patient id: every such file is then its own
+        patient, which a hospital's naming (``MRN00123_2024-01-05_PA.png``)
+        rarely means. Pass ``pattern`` or the groups themselves.
+
+    Raises
+    ------
+    ValueError
+        If ``pattern`` does not match a file (the file is named).
 
     Examples
     --------
@@ -315,6 +468,32 @@ def patient_ids(paths):
     ['person1', 'person1', 'person2', 'IM-0115']
     >>> for train, test in GroupKFold(n_splits=3).split(paths, groups=patient_ids(paths)):
     ...     assert not {paths[i][:7] for i in train} & {paths[i][:7] for i in test}
+
+    A hospital's names need their own rule:
+
+    >>> hospital = ["MRN00123_2024-01-05_PA.png", "MRN00123_2024-03-09_PA.png",
+    ...             "MRN00456_2024-02-11_PA.png"]
+    >>> patient_ids(hospital, pattern=r"^(MRN\\d+)_").tolist()
+    ['MRN00123', 'MRN00123', 'MRN00456']
     """
     flat = np.asarray(paths, dtype=object).ravel()
-    return _object_array([_patient_id(p) for p in flat])
+    if pattern is not None:
+        pattern = _compile_pattern(pattern)
+        return _object_array([_pattern_id(p, pattern) for p in flat])
+    names = [os.path.basename(os.fspath(p)) for p in flat]
+    stems = [os.path.splitext(name)[0] for name in names]
+    ids = [_kermany_id(stem) for stem in stems]
+    other = [name for name, found in zip(names, ids) if found is None]
+    groups = [found or stem for stem, found in zip(stems, ids)]
+    if len(groups) >= 2 and other and len(set(groups)) == len(groups):
+        warnings.warn(
+            f"no two of these {len(groups)} files share a patient id: names such as "
+            f"{other[0]!r} follow no known rule (Kermany's person123_*, IM-0115-*), so "
+            "each file counts as its own patient and images of one patient can fall "
+            "on both sides of a split. Give the rule as a regular expression, e.g. "
+            r"pattern=r'^(MRN\d+)_' (its first group is the patient id), or the "
+            "patient of each file (a manifest or groups file).",
+            PatientIdWarning,
+            stacklevel=3,  # the caller, above scikit-learn's parameter validation
+        )
+    return _object_array(groups)
