@@ -304,3 +304,16 @@ def test_cache_follows_the_process_that_fits(tmp_path):
     lazy = shipped.set_params(lazy=True).transform(["a.png"])
     assert lazy.loader._memory() is None
     assert shipped.fit(["a.png"])._memory() is not None  # refitted here: cache again
+
+
+def test_network_only_file_predicts_the_same_and_is_smaller(models, images, tmp_path):
+    _, paths, _ = images
+    full = save_model(models["binary"], tmp_path / "full.skops")
+    bare = save_model(models["binary"], tmp_path / "bare.skops", include_optimizer=False)
+    assert bare.stat().st_size < 0.7 * full.stat().st_size
+    np.testing.assert_array_equal(load_model(bare).predict_proba(paths),
+                                  models["binary"].predict_proba(paths))
+    cnn = models["binary"].named_steps["cnn"]
+    assert cnn.model_.optimizer is not None  # the caller's network keeps its optimizer
+    assert load_model(full).named_steps["cnn"].model_.optimizer is not None
+    assert getattr(load_model(bare).named_steps["cnn"].model_, "optimizer", None) is None
