@@ -17,7 +17,7 @@ from typing import NamedTuple
 import numpy as np
 from PIL import ExifTags, Image, ImageFile, ImageMode, ImageOps
 
-__all__ = ["DecodeSpec", "ImageLoadError", "RESAMPLING", "decode_file"]
+__all__ = ["DecodeSpec", "ImageLoadError", "RESAMPLING", "decode_bytes", "decode_file"]
 
 #: Bumped whenever the decoding output changes, so stale caches are not reused.
 #: 2: damaged files that used to load partially now raise, so partial images
@@ -133,31 +133,73 @@ def decode_file(path, spec, max_pixels=None, max_decoded_bytes=None):
     """
     path = os.fspath(path)
     _check_file(path)
-    try:
+
+    def read():
         with open(path, "rb") as fh:
             is_dicom = fh.read(132)[128:132] == b"DICM" or (
                 os.path.splitext(path)[1].lower() in _DICOM_SUFFIXES
             )
             fh.seek(0)
             if is_dicom:  # pydicom reads the file itself: no second copy of it
-                image = _read_dicom(fh, path, max_pixels, max_decoded_bytes)
-            else:
-                data = fh.read()
-        if not is_dicom:
-            image = _read_pillow(data, path, spec, max_pixels, max_decoded_bytes)
-            del data
-        image = _fit(_to_working_mode(image, spec.color_mode), spec)
+                return _read_dicom(fh, path, max_pixels, max_decoded_bytes)
+            data = fh.read()
+        return _read_pillow(data, path, spec, max_pixels, max_decoded_bytes)
+
+    return _decode_guarded(path, spec, read)
+
+
+def decode_bytes(data, name, spec, max_pixels=None, max_decoded_bytes=None, *, dicom=False):
+    """:func:`decode_file` on the bytes of a file already in memory (an upload).
+
+    Parameters
+    ----------
+    data : bytes
+        The file's content.
+    name : str
+        What errors call the file (e.g. an upload's name); never opened.
+    spec : DecodeSpec
+        Output size, colour mode, resize policy, interpolation and dtype.
+    max_pixels, max_decoded_bytes : int or None, default=None
+        As in :func:`decode_file`.
+    dicom : bool, default=False
+        Read ``data`` as DICOM (with pydicom) rather than with Pillow.
+
+    Returns
+    -------
+    image : ndarray of shape (spec.height, spec.width, channels)
+        Exactly what :func:`decode_file` gives for a file with these bytes.
+
+    Raises
+    ------
+    ImageLoadError
+        As :func:`decode_file` does.
+    """
+    if not data:
+        raise ImageLoadError(name, "empty file (0 bytes)")
+
+    def read():
+        if dicom:
+            return _read_dicom(io.BytesIO(data), name, max_pixels, max_decoded_bytes)
+        return _read_pillow(data, name, spec, max_pixels, max_decoded_bytes)
+
+    return _decode_guarded(name, spec, read)
+
+
+def _decode_guarded(name, spec, read):
+    """``read()`` an image, fit it to ``spec``; every failure names the file."""
+    try:
+        image = _fit(_to_working_mode(read(), spec.color_mode), spec)
     except (ImageLoadError, ImportError):
         raise
     except Image.DecompressionBombError as exc:
-        raise ImageLoadError(path, f"possible decompression bomb: {exc}") from exc
+        raise ImageLoadError(name, f"possible decompression bomb: {exc}") from exc
     except Image.UnidentifiedImageError as exc:
         raise ImageLoadError(
-            path, "not a recognised image file (unknown format or not an image)"
+            name, "not a recognised image file (unknown format or not an image)"
         ) from exc
     except Exception as exc:  # every decoder failure must name the file
         raise ImageLoadError(
-            path, f"corrupt or unreadable image data ({type(exc).__name__}: {exc})"
+            name, f"corrupt or unreadable image data ({type(exc).__name__}: {exc})"
         ) from exc
     return _to_array(image, spec)
 

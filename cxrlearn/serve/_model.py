@@ -30,7 +30,6 @@ directly.
 import concurrent.futures
 import functools
 import hashlib
-import io
 import os
 import queue
 import threading
@@ -126,12 +125,8 @@ def decode_upload(data, name, loader):
 
 
 def _decode(data, name, loader):
-    # The body of cxrlearn._decoders.decode_file, on bytes instead of a path
-    # (keep the two in step: tests compare their outputs).
-    from PIL import Image
-
-    from .._decoders import (ImageLoadError, _fit, _read_dicom, _read_pillow, _to_array,
-                             _to_working_mode)
+    """Decode an upload with the loader's settings and limits (no file is written)."""
+    from .._decoders import ImageLoadError, decode_bytes
 
     if not data:
         raise ImageLoadError(name, "empty file (0 bytes)")
@@ -139,27 +134,8 @@ def _decode(data, name, loader):
     if kind is None:
         raise UploadError(name, 415, "wrong_type",
                           "not a PNG, JPEG or DICOM file (judged by its content)")
-    spec = loader._spec()
-    limits = (loader.max_pixels, loader.max_decoded_bytes)
-    try:
-        if kind == "DICOM":
-            image = _read_dicom(io.BytesIO(data), name, *limits)
-        else:
-            image = _read_pillow(data, name, spec, *limits)
-        image = _fit(_to_working_mode(image, spec.color_mode), spec)
-    except (ImageLoadError, ImportError):
-        raise
-    except Image.DecompressionBombError as exc:
-        raise ImageLoadError(name, f"possible decompression bomb: {exc}") from exc
-    except Image.UnidentifiedImageError as exc:
-        raise ImageLoadError(
-            name, "not a recognised image file (unknown format or not an image)"
-        ) from exc
-    except Exception as exc:  # every decoder failure must name the file
-        raise ImageLoadError(
-            name, f"corrupt or unreadable image data ({type(exc).__name__}: {exc})"
-        ) from exc
-    return _to_array(image, spec)
+    return decode_bytes(data, name, loader._spec(), loader.max_pixels,
+                        loader.max_decoded_bytes, dicom=kind == "DICOM")
 
 
 def model_file_version(path):
