@@ -18,6 +18,7 @@ __all__ = [
     "find_splits",
     "load_folder",
     "load_model",
+    "load_model_from_args",
     "make_pipeline",
     "operating_point",
     "positive_label",
@@ -291,12 +292,41 @@ def dumps_json(obj):
 
 
 def add_model_file_argument(parser):
-    """The MODEL positional argument and ``--allow-pickle``."""
-    parser.add_argument("model", metavar="MODEL",
+    """The MODEL positional argument, ``--pretrained`` and ``--allow-pickle``."""
+    parser.add_argument("model", metavar="MODEL", nargs="?",
                         help="a model file from cxrlearn train/tune/demo (.skops)")
+    parser.add_argument("--pretrained", action="store_true",
+                        help="use cxrlearn's ready-trained model instead of a MODEL file "
+                             "(its model card: cxrlearn.pretrained.model_card() and the docs)")
     parser.add_argument("--allow-pickle", action="store_true",
                         help="also open a .joblib/pickle MODEL; pickles can run any code "
                              "when opened, so only for files whose source you trust")
+
+
+def load_model_from_args(args):
+    """The model a command names: its MODEL file, or ``--pretrained``.
+
+    With ``--pretrained`` the first positional word, if any, was a FILE
+    (argparse cannot tell), so it goes back to the files; ``args.model`` is
+    set to the packaged model's path for messages.
+    """
+    if args.pretrained:
+        from .. import pretrained
+        from ..io import ModelFileError
+
+        if args.model is not None:
+            if not isinstance(getattr(args, "files", None), list):
+                raise CLIError("give either a MODEL file or --pretrained, not both")
+            args.files.insert(0, args.model)
+        args.model = str(pretrained._model.MODEL_PATH)
+        try:
+            return pretrained.load()
+        except ModelFileError as exc:
+            raise CLIError(str(exc)) from exc
+    if args.model is None:
+        raise CLIError("give a MODEL file (from cxrlearn train/tune/demo), or --pretrained "
+                       "for cxrlearn's ready-trained model")
+    return load_model(args.model, allow_pickle=args.allow_pickle)
 
 
 def load_model(path, *, allow_pickle=False):

@@ -13,7 +13,7 @@ from ._common import (
     dumps_json,
     find_splits,
     load_folder,
-    load_model,
+    load_model_from_args,
     operating_point,
 )
 
@@ -58,7 +58,7 @@ def add_evaluate_parser(sub):
 
 
 def run_evaluate(args):
-    model = load_model(args.model, allow_pickle=args.allow_pickle)
+    model = load_model_from_args(args)
     train_dir, val_dir = find_splits(args.data)
     paths, labels = load_folder(val_dir or train_dir,
                                 label_mode="three_class" if len(model.classes_) == 3
@@ -89,7 +89,7 @@ def add_predict_parser(sub):
 def run_predict(args):
     import json
 
-    model = load_model(args.model, allow_pickle=args.allow_pickle)
+    model = load_model_from_args(args)
     paths = np.asarray(args.files, dtype=object)
     proba = model.predict_proba(paths)
     pred = model.predict(paths)

@@ -7,7 +7,7 @@ Nothing is decided here: the label in each title is the model's own
 
 from pathlib import Path
 
-from ._common import CLIError, add_model_file_argument, load_model, status
+from ._common import CLIError, add_model_file_argument, load_model_from_args, status
 
 
 def add_parser(sub):
@@ -45,7 +45,7 @@ def check_out_dir(path):
 
 def run_explain(args):
     out = check_out_dir(args.out)
-    model = load_model(args.model, allow_pickle=args.allow_pickle)
+    model = load_model_from_args(args)
     from ..explain import explain_files
 
     try:

@@ -13,7 +13,7 @@ from ._common import (
     dumps_json,
     find_splits,
     load_folder,
-    load_model,
+    load_model_from_args,
     status,
 )
 
@@ -81,7 +81,7 @@ def run(args):
     from ..datasets import patient_ids
     from ..evaluation import evaluation_report, write_html_report
 
-    model = load_model(args.model, allow_pickle=args.allow_pickle)
+    model = load_model_from_args(args)
     train_dir, val_dir = find_splits(args.data)
     folder = val_dir or train_dir
     paths, labels = load_folder(folder, label_mode="three_class"

@@ -10,7 +10,7 @@ decided here: labels come from the model's ``predict``
 import ipaddress
 from pathlib import Path
 
-from ._common import CLIError, add_model_file_argument, load_model, status
+from ._common import CLIError, add_model_file_argument, load_model_from_args, status
 
 #: Names a loopback-bound server answers to (DNS rebinding protection).
 LOOPBACK_NAMES = ["127.0.0.1", "localhost"]
@@ -76,7 +76,7 @@ def run_serve(args):
 
     loopback = _is_loopback(args.host)
     allowed = args.allowed_host or (LOOPBACK_NAMES if loopback else None)
-    model = load_model(args.model, allow_pickle=args.allow_pickle)
+    model = load_model_from_args(args)
     try:
         app = create_app(model, model_id=Path(args.model).stem,
                          model_version=model_file_version(args.model),

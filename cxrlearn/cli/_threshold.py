@@ -20,7 +20,7 @@ from ._common import (
     dumps_json,
     find_splits,
     load_folder,
-    load_model,
+    load_model_from_args,
     positive_label,
     save_pipeline,
     status,
@@ -115,7 +115,7 @@ def run(args):
     if not 0 < target <= 1:
         raise CLIError(f"--{kind} must be in (0, 1], got {target}")
     check_out(args.out)
-    model = load_model(args.model, allow_pickle=args.allow_pickle)
+    model = load_model_from_args(args)
     classes = list(model.classes_)
     if len(classes) != 2:
         raise CLIError(f"a threshold needs a two-class model; {args.model} has classes "

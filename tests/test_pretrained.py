@@ -1,0 +1,117 @@
+"""The ready-trained model shipped in the package (cxrlearn.pretrained)."""
+
+import hashlib
+import json
+import shutil
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from cxrlearn import pretrained
+from cxrlearn.cli import main
+from cxrlearn.io import ModelFileError
+from cxrlearn.pretrained import _model
+
+
+@pytest.fixture(scope="module")
+def model():
+    return pretrained.load()
+
+
+def test_pinned_hash_matches_the_packaged_file():
+    digest = hashlib.sha256(_model.MODEL_PATH.read_bytes()).hexdigest()
+    assert digest == pretrained.MODEL_SHA256 == pretrained.model_card()["sha256"]
+
+
+def test_network_only_file_is_small():
+    size = _model.MODEL_PATH.stat().st_size
+    assert size == pretrained.model_card()["size_bytes"]
+    assert 0.5e6 < size < 2.5e6
+
+
+def test_a_flipped_byte_is_refused(tmp_path, monkeypatch):
+    data = bytearray(_model.MODEL_PATH.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    damaged = tmp_path / "kermany224_default.skops"
+    damaged.write_bytes(bytes(data))
+    monkeypatch.setattr(_model, "MODEL_PATH", damaged)
+    with pytest.raises(ModelFileError, match="SHA-256") as exc:
+        pretrained.load()
+    assert str(damaged) in str(exc.value)
+
+
+def test_loaded_model_is_a_fitted_path_pipeline(model):
+    assert list(model.classes_) == ["NORMAL", "PNEUMONIA"]
+    assert list(model.named_steps) == ["loader", "cnn"]
+    assert model.named_steps["loader"].memory is None
+    assert getattr(model.named_steps["cnn"].model_, "optimizer", None) is None
+
+
+def test_model_card_says_what_a_user_must_know():
+    card = pretrained.model_card()
+    assert card["training_data"]["images_per_class"] == {"NORMAL": 1074, "PNEUMONIA": 3233}
+    assert "CC BY 4.0" in card["training_data"]["source"] and "Kermany" in card["attribution"]
+    figures = card["cross_validation"]["figures"]
+    for name in ("roc_auc", "sensitivity", "specificity", "accuracy"):
+        assert figures[name]["low"] <= figures[name]["estimate"] <= figures[name]["high"]
+    assert "patient" in card["cross_validation"]["scheme"].lower()
+    limits = " ".join(card["limitations"]).lower()
+    for word in ("adult", "lateral", "equipment", "covid"):
+        assert word in limits
+    assert "not a medical device" in card["intended_use"].lower()
+    json.dumps(card)
+
+
+def _val_files(data_dir, per_class=40):
+    files, labels = [], []
+    for label in ("NORMAL", "PNEUMONIA"):
+        found = sorted((data_dir / "kermany224" / "val" / label).glob("*.jpeg"))[:per_class]
+        files += [str(p) for p in found]
+        labels += [label] * len(found)
+    return np.asarray(files, dtype=object), np.asarray(labels)
+
+
+def test_predicts_real_val_files_well_above_chance(model, data_dir):
+    """A sanity bound, not a performance figure: these images were in its training set."""
+    files, labels = _val_files(data_dir)
+    proba = model.predict_proba(files)[:, 1]
+    assert roc_auc_score(labels == "PNEUMONIA", proba) > 0.9
+
+
+def test_cli_predict_evaluate_report_with_pretrained(data_dir, tmp_path, capsys):
+    originals = sorted((data_dir / "kermany-originals" / "PNEUMONIA").glob("*.jpeg"))[:1] + \
+        sorted((data_dir / "kermany-originals" / "NORMAL").glob("*.jpeg"))[:1]
+    assert main(["predict", "--pretrained", *map(str, originals), "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["file"] for r in rows] == [str(p) for p in originals]
+    assert all(r["label"] in ("NORMAL", "PNEUMONIA") for r in rows)
+
+    folder = tmp_path / "small"
+    files, labels = _val_files(data_dir, per_class=10)
+    for path, label in zip(files, labels):
+        (folder / label).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, folder / label)
+    assert main(["evaluate", "--pretrained", str(folder), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n_samples"] == 20
+    out = tmp_path / "report.html"
+    assert main(["report", "--pretrained", str(folder), "--out", str(out),
+                 "--n-resamples", "50"]) == 0
+    assert out.stat().st_size > 10_000
+
+
+def test_cli_needs_a_model_or_pretrained(capsys):
+    assert main(["evaluate", "somewhere"]) == 1
+    assert "--pretrained" in capsys.readouterr().err
+
+
+def test_serve_app_from_pretrained():
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from cxrlearn.serve import create_app
+
+    client = TestClient(create_app(pretrained.load(), model_id="kermany224_default"))
+    info = client.get("/model").json()
+    assert info["classes"] == ["NORMAL", "PNEUMONIA"]
+    assert client.get("/health").status_code == 200
