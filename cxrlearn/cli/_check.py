@@ -18,10 +18,6 @@ def add_parser(sub):
     parser.set_defaults(run=run)
 
 
-def _plural(n, word):
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
 def format_scan(report):
     """The summary of a :class:`~cxrlearn.datasets.ScanReport`, then one line per bad file.
 
@@ -34,10 +30,7 @@ def format_scan(report):
     3 files checked: 2 ok, 1 bad
       a.png: empty file (0 bytes)
     """
-    lines = [f"{_plural(report.n_files, 'file')} checked: {report.ok_count} ok, "
-             f"{len(report.bad)} bad"]
-    lines += [f"  {path}: {reason}" for path, reason in report.bad]
-    return "\n".join(lines)
+    return str(report)
 
 
 def run(args):

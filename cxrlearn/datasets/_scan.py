@@ -44,7 +44,8 @@ class ScanReport:
         return [path for path, _ in self.bad]
 
     def __str__(self):
-        lines = [f"{self.n_files} files checked: {self.ok_count} ok, {len(self.bad)} bad"]
+        noun = "file" if self.n_files == 1 else "files"
+        lines = [f"{self.n_files} {noun} checked: {self.ok_count} ok, {len(self.bad)} bad"]
         lines += [f"  {path}: {reason}" for path, reason in self.bad]
         return "\n".join(lines)
 
