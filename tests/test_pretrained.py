@@ -115,3 +115,17 @@ def test_serve_app_from_pretrained():
     info = client.get("/model").json()
     assert info["classes"] == ["NORMAL", "PNEUMONIA"]
     assert client.get("/health").status_code == 200
+
+
+def test_cli_serve_and_explain_with_pretrained(data_dir, tmp_path, monkeypatch, capsys):
+    uvicorn = pytest.importorskip("uvicorn")
+    started = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: started.update(app=app, **kw))
+    assert main(["serve", "--pretrained", "--port", "8123"]) == 0
+    assert started["host"] == "127.0.0.1" and started["port"] == 8123
+    assert "kermany224_default" in capsys.readouterr().err
+
+    original = sorted((data_dir / "kermany-originals" / "NORMAL").glob("*.jpeg"))[0]
+    out = tmp_path / "heatmaps"
+    assert main(["explain", "--pretrained", str(original), "--out", str(out)]) == 0
+    assert len(list(out.glob("*.png"))) == 1
