@@ -33,7 +33,7 @@ def test_grid_search_headline(data):
             "cnn__class_weight": [None, "balanced"],
         },
         scoring="roc_auc",
-        cv=3,
+        cv=2,
         error_score="raise",
     )
     grid.fit(X, y)
