@@ -7,11 +7,14 @@ candidates (``memory``), or on demand (``lazy=True`` returns
 :class:`LazyImages`). Decoding itself lives in :mod:`cxrlearn._decoders`.
 """
 
+import contextlib
+import hashlib
 import numbers
 import os
+import threading
 
 import numpy as np
-from joblib import Parallel, delayed, effective_n_jobs
+from joblib import Parallel, delayed, effective_n_jobs, parallel_config
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils._set_output import _get_output_config
@@ -91,25 +94,140 @@ def _cached_decode(path, size, mtime_ns, spec, version, max_pixels, max_decoded_
     return decode_file(path, spec, max_pixels, max_decoded_bytes)
 
 
-def _decode_one(path, spec, limits, cached):
+def _decode_one(path, spec, limits, cached, out=None):
     """Decode one file, through the cache when ``cached`` is given.
 
-    ``limits`` is ``(max_pixels, max_decoded_bytes)``.
+    ``limits`` is ``(max_pixels, max_decoded_bytes)``. Without the cache the
+    image is written into ``out`` when given (see :func:`_decode_into`).
     """
     if cached is None:
-        return decode_file(path, spec, *limits)
+        return decode_file(path, spec, *limits, out=out)
     try:
         st = os.stat(path)
     except OSError:  # let the decoder raise its ImageLoadError
         return decode_file(path, spec, *limits)
-    return cached(
-        os.path.abspath(path), st.st_size, st.st_mtime_ns, spec, DECODER_VERSION, *limits
+    args = (os.path.abspath(path), st.st_size, st.st_mtime_ns, spec, DECODER_VERSION, *limits)
+    if cached.check_call_in_cache(*args):
+        return cached(*args)
+    with _decode_lock(cached.store_backend.location, repr(args[:5])):
+        return cached(*args)  # a hit if another worker decoded it meanwhile
+
+
+#: Per-process locks behind :func:`_decode_lock` (striped: a few files share one).
+_THREAD_LOCKS = tuple(threading.Lock() for _ in range(64))
+
+
+@contextlib.contextmanager
+def _decode_lock(folder, key):
+    """Hold the right to decode one file into the cache folder ``folder``.
+
+    :class:`joblib.Memory` does not lock: workers that miss the same entry
+    at the same time -- the first folds of a grid search -- would all decode
+    the file. Under this lock the second one waits and reads the first one's
+    result, so each file is decoded once per cache folder, by threads,
+    processes or Dask workers sharing it. Threads take one of
+    :data:`_THREAD_LOCKS`; processes an exclusive ``flock`` on a lock file in
+    ``folder/cxrlearn-locks`` (file locks work on local disks and on NFS).
+    Without ``fcntl`` (Windows) or a writable folder, only threads exclude
+    each other.
+    """
+    digest = hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()
+    with _THREAD_LOCKS[int(digest[:8], 16) % len(_THREAD_LOCKS)]:
+        try:
+            import fcntl
+
+            lock_dir = os.path.join(folder, "cxrlearn-locks")
+            os.makedirs(lock_dir, exist_ok=True)
+            handle = open(os.path.join(lock_dir, digest + ".lock"), "a")  # noqa: SIM115
+        except (ImportError, OSError):
+            yield
+            return
+        with handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _local_backends():
+    """joblib's own backends, which run their tasks on this machine."""
+    from joblib._parallel_backends import (
+        LokyBackend,
+        MultiprocessingBackend,
+        SequentialBackend,
+        ThreadingBackend,
     )
 
+    return LokyBackend, MultiprocessingBackend, SequentialBackend, ThreadingBackend
 
-def _decode_chunk(paths, spec, limits, cached):
-    """Decode a few files (one parallel task) into one stacked array."""
-    return np.stack([_decode_one(p, spec, limits, cached) for p in paths])
+
+def _decode_here():
+    """A joblib context that keeps the loader's decoding in this process.
+
+    Inside ``joblib.parallel_backend("dask")`` (or Ray) -- which Dask's
+    joblib backend also sets around every task it runs on a worker -- the
+    loader's ``Parallel`` would otherwise send its files to the cluster
+    (``n_jobs=None`` meaning all of the cluster's cores), have the pixels
+    shipped back, and need every worker to see the files. Under such a
+    backend the files are decoded by threads of the process that asked for
+    them (``n_jobs=None`` meaning 1); joblib's own backends are left as they
+    are.
+    """
+    from joblib.parallel import get_active_backend
+
+    backend, _ = get_active_backend()
+    if isinstance(backend, _local_backends()):
+        return contextlib.nullcontext()
+    return parallel_config(backend="threading", n_jobs=1)
+
+
+def _decode_into(out, path, spec, limits, cached):
+    """Decode one file into ``out``, a row of a preallocated batch.
+
+    Writing into the batch spares a fresh array per image, whose page
+    faults cost about as much as resizing (mostly kernel time, worse with
+    several threads).
+    """
+    image = _decode_one(path, spec, limits, cached, out=out)
+    if image is not out:  # from the cache
+        out[...] = image
+
+
+class _SharedRows:
+    """Rows of the output array, for a task to fill in place.
+
+    A thread of the process that owns the array writes the images straight
+    into it (no second array of the pixels, no copy). Pickled, for a worker
+    process (loky, multiprocessing), it carries no pixels and arrives
+    empty: the task then returns its images.
+    """
+
+    __slots__ = ("array",)
+
+    def __init__(self, array=None):
+        self.array = array
+
+    def __reduce__(self):
+        return type(self), ()
+
+
+def _decode_chunk(paths, spec, limits, cached, rows=None):
+    """Decode a few files (one parallel task).
+
+    Into ``rows`` (:class:`_SharedRows`) when it holds the output rows,
+    returning None; otherwise into one stacked array, returned.
+    """
+    block = None if rows is None else rows.array
+    in_place = block is not None
+    if not in_place:
+        block = np.empty(
+            (len(paths), spec.height, spec.width, 3 if spec.color_mode == "rgb" else 1),
+            dtype=spec.dtype,
+        )
+    for row, path in zip(block, paths):
+        _decode_into(row, path, spec, limits, cached)
+    return None if in_place else block
 
 
 class ImageLoader(TransformerMixin, BaseEstimator):
@@ -480,6 +598,23 @@ LazyImages
         return None if getattr(memory, "location", None) is None else memory
 
     def _load(self, paths):
+        """Decode ``paths`` (a 1-D object array) here, into one output array.
+
+        Not on a Dask / Ray cluster the caller runs under (:func:`_decode_here`).
+        An error from a decoding thread names the worker that called.
+        """
+        with _decode_here():
+            try:
+                return self._decode_paths(paths)
+            except ImageLoadError as err:
+                if err.worker:
+                    raise
+                where = ImageLoadError(err.path, err.reason)  # names this thread's worker
+                if not where.worker:
+                    raise
+                raise where.with_traceback(err.__traceback__) from err.__cause__
+
+    def _decode_paths(self, paths):
         """Decode ``paths`` (a 1-D object array) into one output array."""
         spec = self._spec()
         out = np.empty(self._output_shape(len(paths)), dtype=spec.dtype)
@@ -492,20 +627,24 @@ LazyImages
         limits = (self.max_pixels, self.max_decoded_bytes)
         n_workers = min(effective_n_jobs(self.n_jobs), len(paths))
         if n_workers <= 1:
-            for i, path in enumerate(paths):
-                out[i] = _decode_one(path, spec, limits, cached)
+            for row, path in zip(out, paths):
+                _decode_into(row, path, spec, limits, cached)
             return out
-        # Several files per task: fewer round trips, still balanced. Results
-        # are written into ``out`` as they arrive, so the decoded images are
-        # never held twice.
+        # Several files per task: fewer round trips, still balanced. Threads
+        # write into ``out`` directly; worker processes return their images,
+        # written into ``out`` as they arrive, so the decoded images are never
+        # held twice.
         step = max(1, min(16, -(-len(paths) // (4 * n_workers))))
         starts = range(0, len(paths), step)
         results = Parallel(n_jobs=self.n_jobs, prefer="threads", return_as="generator")(
-            delayed(_decode_chunk)(paths[i : i + step], spec, limits, cached)
+            delayed(_decode_chunk)(
+                paths[i : i + step], spec, limits, cached, _SharedRows(out[i : i + step])
+            )
             for i in starts
         )
         for start, block in zip(starts, results):
-            out[start : start + len(block)] = block
+            if block is not None:  # decoded in another process
+                out[start : start + len(block)] = block
         return out
 
 

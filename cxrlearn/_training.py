@@ -18,6 +18,7 @@ import zipfile
 import numpy as np
 
 from .utils import import_keras
+from .utils._threads import limit_tf_threads_to_worker_share, tf_threads_cap
 
 __all__ = [
     "balanced_order",
@@ -31,7 +32,35 @@ __all__ = [
     "make_training_data",
     "model_to_bytes",
     "predict_logits",
+    "use_worker_threads",
 ]
+
+
+def use_worker_threads():
+    """Size TensorFlow's thread pools to this worker's CPU share, before it starts.
+
+    In a joblib (loky) or Dask worker process, TensorFlow's pools are capped
+    at the threads the worker is given (:func:`cxrlearn.utils.limit_tf_threads`);
+    elsewhere nothing changes. Called first thing in a fit and when a
+    network is loaded: TensorFlow fixes its pools at its first operation.
+    """
+    limit_tf_threads_to_worker_share()
+
+
+def _with_thread_share(ds):
+    """``ds`` with its ``tf.data`` thread pool sized to the capped share, if any.
+
+    ``tf.data`` runs its pipelines on a pool of its own, one thread per CPU,
+    which the limits of TensorFlow's operation pools do not cover.
+    """
+    share = tf_threads_cap()
+    if share is None:
+        return ds
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.threading.private_threadpool_size = share
+    return ds.with_options(options)
 
 
 def is_lazy(X):
@@ -155,11 +184,11 @@ def make_training_data(X, y, sample_weight, *, batch_size, seed, shuffle=True, w
 
     tensors = (X, y) if sample_weight is None else (X, y, sample_weight)
     if balanced:
-        return _balanced_tf_data(tensors, y, batch_size=batch_size, seed=seed)
+        return _with_thread_share(_balanced_tf_data(tensors, y, batch_size=batch_size, seed=seed))
     ds = tf.data.Dataset.from_tensor_slices(tensors)
     if shuffle:
         ds = ds.shuffle(len(X), seed=int(seed), reshuffle_each_iteration=True)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return _with_thread_share(ds.batch(batch_size).prefetch(tf.data.AUTOTUNE))
 
 
 def _balanced_tf_data(tensors, y, *, batch_size, seed):
@@ -433,6 +462,7 @@ def load_model_bytes(data):
     The network is checked by :func:`_check_keras_modules` and loaded with
     Keras's ``safe_mode=True``.
     """
+    use_worker_threads()  # e.g. a fitted pipeline unpickled in a fresh worker
     keras = import_keras()
     _check_keras_modules(data)
     with tempfile.TemporaryDirectory() as tmp:
