@@ -11,16 +11,29 @@ Training progress comes from a Keras callback given to the network through
 grid search makes (``__sklearn_clone__``), so it counts the fits and knows
 the candidate and fold of each; the search's scorer is wrapped to record
 each fold's score. Both are removed before a model is saved.
+
+On a Dask cluster (``tune --workers`` / ``--scheduler``) the fits run in
+other processes, where that callback and a display cannot follow them.
+There the scorer is :class:`EventScorer`, which works out the candidate
+(from the fitted pipeline's parameters) and the fold (from the first test
+file) of each fit it scores and logs them, with the score, as a Dask event
+(``distributed.get_worker().log_event``); the command subscribes to the
+events (``Client.subscribe_topic``) and :class:`FinishedFits` shows one
+line per finished fit, in the order they finish, with the best mean score
+so far.
 """
 
 import functools
 import sys
+import threading
 import time
 
 import numpy as np
 
 __all__ = [
     "Display",
+    "EventScorer",
+    "FinishedFits",
     "ScoreRecorder",
     "decode_images",
     "fit_progress",
@@ -304,7 +317,193 @@ class ScoreRecorder:
 
     def best_text(self):
         """``best so far roc_auc 0.9712`` (mean over the folds scored), or ''."""
-        if not self.scores:
-            return ""
-        best = max(float(np.mean(s)) for s in self.scores.values())
-        return f"best so far {self.name} {best:.4f}"
+        return _best_text(self.scores, self.name)
+
+
+def _best_text(scores, name):
+    if not scores:
+        return ""
+    best = max(float(np.mean(s)) for s in scores.values())
+    return f"best so far {name} {best:.4f}"
+
+
+def _event_logger():
+    """Where this code logs Dask events: its worker, else its client, else None.
+
+    A fit runs on a worker, except when joblib runs the search in the
+    calling process (a cluster of one thread: joblib runs one-job work
+    sequentially); there the client logs the event. Without Dask imported
+    (no cluster in this process) there is nothing to log to.
+    """
+    distributed = sys.modules.get("distributed")
+    if distributed is None:
+        return None
+    try:
+        return distributed.get_worker()
+    except ValueError:  # not in a worker task
+        pass
+    try:
+        return distributed.get_client()
+    except ValueError:  # no client either
+        return None
+
+
+def _same(a, b):
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):  # e.g. arrays, whose == is elementwise
+        return a is b
+
+
+class EventScorer:
+    """A grid-search scorer that logs each fit it scores as a Dask event.
+
+    Runs where the fit runs (a Dask worker). The event says which
+    candidate and fold the fit was -- the candidate found by comparing the
+    fitted pipeline's parameters with the grid's, the fold by the first
+    file of the test fold -- and its score. In the process of the search's
+    client (where joblib runs a search on one thread) the client logs it;
+    without Dask it only scores. Pickles small: the scorer, the grid's
+    candidates and one file name per fold.
+
+    Parameters
+    ----------
+    scorer : callable
+        ``scorer(estimator, X, y)``, e.g. ``sklearn.metrics.get_scorer("roc_auc")``.
+    topic : str
+        The Dask event topic the command subscribed to.
+    candidates : list of dict
+        ``list(sklearn.model_selection.ParameterGrid(grid))``, in the
+        search's order.
+    first_test_files : list of str
+        The first file of each test fold, in the order of the folds.
+    """
+
+    def __init__(self, scorer, topic, candidates, first_test_files):
+        self.scorer = scorer
+        self.topic = topic
+        self.candidates = candidates
+        self.first_test_files = first_test_files
+
+    def __call__(self, estimator, X, y):
+        score = self.scorer(estimator, X, y)
+        logger = _event_logger()
+        if logger is not None:
+            logger.log_event(self.topic, {
+                "kind": "fit", "candidate": self._candidate(estimator),
+                "fold": self._fold(X), "score": float(score),
+            })
+        return score
+
+    def _candidate(self, estimator):
+        params = estimator.get_params()
+        for i, candidate in enumerate(self.candidates):
+            if all(name in params and _same(params[name], value)
+                   for name, value in candidate.items()):
+                return i
+        return None
+
+    def _fold(self, X):
+        first = str(np.asarray(X, dtype=object).ravel()[0]) if len(X) else None
+        try:
+            return self.first_test_files.index(first)
+        except ValueError:
+            return None
+
+
+class FinishedFits:
+    """Shows the fits of a search on a Dask cluster as their events arrive.
+
+    The handler of ``Client.subscribe_topic``: called, in the client's
+    thread, with ``(timestamp, message)`` for each fit scored by an
+    :class:`EventScorer` (one line each, e.g. ``fit 3/6 done (candidate 2/3
+    fold 1/2): roc_auc 0.9375 at 41 s; best so far roc_auc 0.9400``, and a
+    bar of the fits on a terminal) and for each epoch of a refit on a
+    worker.
+
+    Parameters
+    ----------
+    display : Display
+        Where progress goes.
+    n_candidates, n_folds : int
+        The size of the search.
+    name : str
+        The score's name in the lines.
+    """
+
+    def __init__(self, display, n_candidates, n_folds, name):
+        self.display = display
+        self.n_candidates = n_candidates
+        self.n_folds = n_folds
+        self.name = name
+        self.scores = {}
+        self.done = 0
+        self.started = time.perf_counter()
+        self._seen = set()
+        self._changed = threading.Condition()
+        self._bar = display.bar(n_candidates * n_folds, "grid search", "fit")
+        self._refit_bar = None
+
+    def __call__(self, event):
+        _, message = event
+        with self._changed:
+            if message.get("kind") == "epoch":
+                self._epoch(message)
+            else:
+                self._fit(message)
+            self._changed.notify_all()
+
+    def _fit(self, message):
+        candidate, fold = message.get("candidate"), message.get("fold")
+        if candidate is not None and fold is not None:
+            if (candidate, fold) in self._seen:  # also read back by get_events
+                return
+            self._seen.add((candidate, fold))
+        self.done += 1
+        label = ""
+        if candidate is not None:
+            self.scores.setdefault(candidate, []).append(float(message["score"]))
+            label = f" (candidate {candidate + 1}/{self.n_candidates}" + (
+                f" fold {fold + 1}/{self.n_folds})" if fold is not None else ")")
+        best = self.best_text()
+        self.display.line(
+            f"fit {self.done}/{self.n_candidates * self.n_folds} done{label}: "
+            f"{self.name} {message['score']:.4f} at {time.perf_counter() - self.started:.0f} s"
+            + (f"; {best}" if best else ""))
+        if self._bar is not None:
+            self._bar.set_postfix_str(best, refresh=False)
+            self._bar.update(1)
+            self._bar.refresh()  # fits can end together, within tqdm's redraw interval
+
+    def _epoch(self, message):
+        epoch, epochs = message["epoch"], message.get("epochs")
+        if self.display.bars:
+            if self._refit_bar is None:
+                self.close()  # the search's bar
+                self._refit_bar = self.display.bar(epochs, "refit on all images", "epoch")
+            if message.get("loss") is not None:
+                self._refit_bar.set_postfix_str(f"loss={message['loss']:.4f}", refresh=False)
+            self._refit_bar.update(1)
+            if epochs is not None and epoch >= epochs:
+                self.close()
+            return
+        loss = "" if message.get("loss") is None else f"loss {message['loss']:.4f} "
+        self.display.line(f"refit on all images epoch {epoch}/{epochs}: {loss}"
+                          f"({message['seconds']:.1f} s)")
+
+    def best_text(self):
+        """``best so far roc_auc 0.9712`` (mean over the folds scored), or ''."""
+        return _best_text(self.scores, self.name)
+
+    def wait(self, n_fits, timeout):
+        """Wait until ``n_fits`` fits were shown, at most ``timeout`` seconds."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self.done >= n_fits, timeout)
+
+    def close(self):
+        """Close the bars."""
+        with self._changed:
+            for bar in (self._bar, self._refit_bar):
+                if bar is not None:
+                    bar.close()
+            self._bar = self._refit_bar = None

@@ -1,8 +1,11 @@
 """``cxrlearn train`` and ``cxrlearn tune``: fit pipelines on image folders."""
 
 import ast
+import contextlib
+import os
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +21,12 @@ from ._common import (
     status,
     suggest_check,
 )
+from ._cluster import add_cluster_arguments, dask_client, import_distributed, refit_on_worker
 from ._data import add_data_arguments, load_training_data, patient_groups
 from ._progress import (
     Display,
+    EventScorer,
+    FinishedFits,
     ScoreRecorder,
     decode_images,
     fit_progress,
@@ -128,13 +134,15 @@ def add_tune_parser(sub):
         description="GridSearchCV over the given --param grids, scored by ROC-AUC "
         "(one-vs-rest for three classes) with folds split by patient; prints the "
         "ranked table and saves the best pipeline refitted on all of DATA_DIR's "
-        "training images. Decoded images are cached once for all folds.",
+        "training images. Decoded images are cached once for all folds. With --workers "
+        "or --scheduler the fits run in parallel on a Dask cluster.",
     )
     add_data_arguments(parser)
     parser.add_argument("--param", action="append", default=[], metavar="NAME=V1,V2",
                         help="a grid, e.g. cnn__activation=relu,swish (repeatable)")
     parser.add_argument("--cv", type=int, default=3, help="folds (default: %(default)s)")
     add_model_arguments(parser)
+    add_cluster_arguments(parser)
     add_progress_argument(parser)
     parser.set_defaults(run=run_tune)
 
@@ -174,6 +182,10 @@ def run_tune(args):
     grid = parse_grid(args.param)
     if not grid:
         raise CLIError("give at least one --param NAME=V1,V2 grid")
+    cluster = {"workers": getattr(args, "workers", None),
+               "scheduler": getattr(args, "scheduler", None)}
+    if any(value is not None for value in cluster.values()):
+        import_distributed()  # before any work: a missing install is said first
     display = Display.from_args(args)
     check_out(args.out)
     data = load_training_data(args)
@@ -191,31 +203,121 @@ def run_tune(args):
     status(f"grid search: {n_candidates} candidates x {args.cv} folds = "
            f"{n_candidates * args.cv} fits, then the best refitted on all "
            f"{len(paths)} images")
-    with tempfile.TemporaryDirectory(prefix="cxrlearn-cache-") as cache:
-        if args.cache is None:
-            pipe.set_params(loader__memory=cache)
-        with suggest_check(source):
-            prime_decode_cache(pipe[0], paths, display)
-        callback = fit_progress(display, n_candidates=n_candidates, n_folds=args.cv)
-        scorer = ScoreRecorder(get_scorer(scoring), scoring, callback)
-        callback.best = scorer.best_text
-        pipe.set_params(cnn__callbacks=[callback])
-        search = GridSearchCV(
-            pipe, grid, scoring=scorer, cv=StratifiedGroupKFold(args.cv),
-            refit=True, error_score="raise",
-        )
-        t0 = time.perf_counter()
-        search.fit(paths, labels, groups=groups)  # error_score="raise": the cause, first
-        best = search.best_estimator_
-        best.set_params(cnn__callbacks=None)
-        if args.cache is None:  # the temporary folder is gone after this block
-            best.set_params(loader__memory=None)
-    status(f"searched in {time.perf_counter() - t0:.1f} s")
+    if cluster["workers"] is not None or cluster["scheduler"] is not None:
+        try:
+            with suggest_check(source):
+                search, best = _tune_on_cluster(args, pipe, grid, scoring, paths, labels,
+                                                groups, display, **cluster)
+        except CLIError as exc:
+            from .. import ImageLoadError
+
+            if cluster["scheduler"] is None or not isinstance(exc.__cause__, ImageLoadError):
+                raise
+            raise CLIError(f"{exc}; on a cluster, every worker must see the images (and "
+                           "--cache) at the same paths as this machine") from exc.__cause__
+    else:
+        with tempfile.TemporaryDirectory(prefix="cxrlearn-cache-") as cache:
+            if args.cache is None:
+                pipe.set_params(loader__memory=cache)
+            with suggest_check(source):
+                prime_decode_cache(pipe[0], paths, display)
+            callback = fit_progress(display, n_candidates=n_candidates, n_folds=args.cv)
+            scorer = ScoreRecorder(get_scorer(scoring), scoring, callback)
+            callback.best = scorer.best_text
+            pipe.set_params(cnn__callbacks=[callback])
+            search = GridSearchCV(
+                pipe, grid, scoring=scorer, cv=StratifiedGroupKFold(args.cv),
+                refit=True, error_score="raise",
+            )
+            t0 = time.perf_counter()
+            search.fit(paths, labels, groups=groups)  # error_score="raise": the cause, first
+            best = search.best_estimator_
+            best.set_params(cnn__callbacks=None)
+            if args.cache is None:  # the temporary folder is gone after this block
+                best.set_params(loader__memory=None)
+        status(f"searched in {time.perf_counter() - t0:.1f} s")
     print(format_cv_table(search.cv_results_, scoring))
     kind = save_pipeline(best, args.out)
     print(f"best {scoring} {search.best_score_:.4f} with {search.best_params_}")
     print(f"saved best pipeline to {args.out} ({kind})")
     return 0
+
+
+#: Seconds to wait, after the search, for the events of its last fits.
+EVENT_GRACE = 2
+
+
+def _tune_on_cluster(args, pipe, grid, scoring, paths, labels, groups, display, *,
+                     workers, scheduler):
+    """The grid search on a Dask cluster; returns the search and the refitted best.
+
+    The search is the same ``GridSearchCV`` on the same folds, with
+    ``refit=False``: the best candidate is refitted afterwards as
+    ``GridSearchCV`` would, here with ``--workers`` (the whole machine is
+    free again) and on a worker with ``--scheduler`` (where the search ran:
+    the command may run on a login node). Progress comes back as Dask
+    events (:class:`~._progress.EventScorer`, :class:`~._progress.FinishedFits`).
+    """
+    from sklearn.base import clone
+    from sklearn.metrics import get_scorer
+    from sklearn.model_selection import GridSearchCV, ParameterGrid, StratifiedGroupKFold
+
+    # workers run elsewhere: relative paths would be relative to their folders
+    paths = np.asarray([os.path.abspath(p) for p in paths], dtype=object)
+    if args.cache is not None:
+        pipe.set_params(loader__memory=os.path.abspath(args.cache))
+    splits = list(StratifiedGroupKFold(args.cv).split(paths, labels, groups))
+    candidates = list(ParameterGrid(grid))
+    n_fits = len(candidates) * len(splits)
+    topic = f"cxrlearn-tune-{uuid.uuid4().hex}"
+    scorer = EventScorer(get_scorer(scoring), topic, candidates,
+                         [str(paths[test[0]]) for _, test in splits])
+    with contextlib.ExitStack() as stack:
+        if workers is not None and args.cache is None:
+            # the local workers read the decode cache that this process fills (removed
+            # after the cluster is closed)
+            cache = stack.enter_context(tempfile.TemporaryDirectory(prefix="cxrlearn-cache-"))
+            pipe.set_params(loader__memory=cache)
+        client = stack.enter_context(dask_client(workers=workers, scheduler=scheduler))
+        if pipe[0].memory is not None:
+            prime_decode_cache(pipe[0], paths, display)
+        # else (--scheduler without --cache): each worker decodes its folds' files
+        fits = FinishedFits(display, len(candidates), len(splits), scoring)
+        client.subscribe_topic(topic, fits)
+        stack.callback(fits.close)
+        search = GridSearchCV(pipe, grid, scoring=scorer, cv=splits, refit=False,
+                              error_score="raise")
+        t0 = time.perf_counter()
+        search.fit(paths, labels)  # error_score="raise": the cause, first
+        if not fits.wait(n_fits, EVENT_GRACE):  # a late event: read the scheduler's log
+            for event in client.get_events(topic):
+                if event[1].get("kind") == "fit" and event[1].get("fold") is not None:
+                    fits(event)
+        fits.close()  # the bar of the fits, before any other line
+        status(f"searched in {time.perf_counter() - t0:.1f} s")
+        best = clone(pipe).set_params(**search.best_params_)
+        epochs = best[-1].epochs
+        t0 = time.perf_counter()
+        if scheduler is not None:
+            display.line(f"refitting the best candidate on all images on a worker "
+                         f"({epochs} epochs)")
+            best = client.submit(refit_on_worker, best, paths, labels, topic,
+                                 pure=False).result()
+            fits.close()  # the refit's bar
+        else:
+            callback = fit_progress(display, n_candidates=len(candidates),
+                                    n_folds=len(splits))
+            callback.counter.index = n_fits - 1  # the next fit is the refit
+            callback.best = fits.best_text
+            best.set_params(cnn__callbacks=[callback])
+            try:
+                best.fit(paths, labels)
+            finally:
+                best.set_params(cnn__callbacks=None)
+        status(f"refitted in {time.perf_counter() - t0:.1f} s")
+        client.unsubscribe_topic(topic)
+    best.set_params(loader__memory=args.cache)  # not the temporary folder, now gone
+    return search, best
 
 
 def format_cv_table(cv_results, scoring):
