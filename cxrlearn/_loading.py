@@ -177,7 +177,8 @@ def _decode_here():
     from joblib.parallel import get_active_backend
 
     backend, _ = get_active_backend()
-    if isinstance(backend, _local_backends()):
+    # the exact types: Ray's backend subclasses joblib's multiprocessing one
+    if type(backend) in _local_backends():
         return contextlib.nullcontext()
     return parallel_config(backend="threading", n_jobs=1)
 
