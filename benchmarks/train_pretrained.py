@@ -149,8 +149,9 @@ def main(argv=None):
         },
         "recipe": "cxrlearn train defaults: ImageLoader(176 px, grayscale, "
                   "intensity='equalize'), PneumoniaCNN() (study network, one 256-unit "
-                  "dense layer, dropout 0.5, ReLU, balanced batches, 7 epochs, cosine "
-                  "learning rate), random_state=0",
+                  "dense layer, dropout 0.5, ReLU, balanced batches, 10 epochs, cosine "
+                  f"learning rate, precision='auto', here {pipe[-1].precision_!r}), "
+                  "random_state=0",
         "cross_validation": {
             "scheme": f"StratifiedGroupKFold({args.folds}, shuffle=True, random_state=0) "
                       "by patient on train + val; each fold's model trained with the same "

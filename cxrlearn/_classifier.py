@@ -79,10 +79,20 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         multiplies the loss of each class. ``False`` shuffles the data as
         they are and leaves the balancing to ``class_weight`` (``False``
         with ``class_weight=None`` does not balance at all).
-    epochs : int, default=7
+    epochs : int, default=10
         Number of passes over the training data.
     batch_size : int, default=32
         Images per gradient step (and per prediction batch).
+    precision : {"auto", "float32", "bfloat16"}, default="auto"
+        Arithmetic of the convolution and hidden dense layers.
+        ``"bfloat16"`` trains in mixed precision (float32 variables, loss
+        and output layer; bfloat16 computation): on hardware that computes
+        bfloat16 natively -- CPUs with AVX512-BF16 or AMX, GPUs of compute
+        capability 8.0 or more -- it trains about twice as fast; elsewhere
+        it is emulated and slower. ``"auto"`` uses bfloat16 only where it is
+        native (:func:`cxrlearn.networks.resolve_precision`), so the same
+        ``random_state`` can give slightly different networks on different
+        machines; pass ``"float32"`` for the same arithmetic everywhere.
     learning_rate : float, default=1e-3
         Learning rate of the optimizer (when given by name).
     lr_schedule : {"constant", "cosine"}, default="cosine"
@@ -135,6 +145,9 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         The trained network (outputs probabilities).
     input_shape_ : tuple of int
         Shape of one training image (or ``(n_features,)``).
+    precision_ : {"float32", "bfloat16"}
+        The precision the network computes in (``precision`` resolved for
+        the machine of the first fit).
     history_ : dict of str to list of float
         Per-epoch training history (``loss``, ``val_loss``, ``learning_rate``
         ...), extended by warm-started fits.
@@ -179,6 +192,7 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         "balanced_batches": ["boolean"],
         "epochs": [Interval(numbers.Integral, 1, None, closed="left")],
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "precision": [StrOptions({"auto", "float32", "bfloat16"})],
         "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
         "lr_schedule": [StrOptions({"constant", "cosine"})],
         "optimizer": [str, HasMethods(["get_config"])],
@@ -204,8 +218,9 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         augmentation=None,
         class_weight="balanced",
         balanced_batches=True,
-        epochs=7,
+        epochs=10,
         batch_size=32,
+        precision="auto",
         learning_rate=1e-3,
         lr_schedule="cosine",
         optimizer="adam",
@@ -229,6 +244,7 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         self.balanced_batches = balanced_batches
         self.epochs = epochs
         self.batch_size = batch_size
+        self.precision = precision
         self.learning_rate = learning_rate
         self.lr_schedule = lr_schedule
         self.optimizer = optimizer
@@ -376,11 +392,13 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
 
         from . import _training
 
+        _training.use_worker_threads()  # before TensorFlow starts: its pools are fixed then
         target = y_enc.astype(np.float32 if len(self.classes_) == 2 else np.int32)
         fit_data, val_data = self._split(X, target, weights, seeds[1])
         if not continuing:
-            from .networks import build_pneumonia_cnn
+            from .networks import DTYPE_POLICIES, build_pneumonia_cnn, resolve_precision
 
+            self.precision_ = resolve_precision(self.precision)
             self.input_shape_ = tuple(int(s) for s in X.shape[1:])
             model = build_pneumonia_cnn(
                 self.input_shape_,
@@ -391,6 +409,7 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
                 activation=self.activation,
                 batch_norm=self.batch_norm,
                 augmentation=self.augmentation,
+                dtype=DTYPE_POLICIES[self.precision_],
                 seed=int(seeds[0]),
             )
             self.model_ = _training.compile_model(
@@ -541,6 +560,10 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
 
     def __setstate__(self, state):
         data = state.pop("_model_keras_bytes", None)
+        # files written before ``precision`` existed hold float32 networks
+        state.setdefault("precision", "float32")
+        if data is not None:
+            state.setdefault("precision_", "float32")
         super().__setstate__(state)
         if data is not None:
             from ._training import inference_function, load_model_bytes, logits_model

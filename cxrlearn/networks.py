@@ -16,7 +16,14 @@ __all__ = [
     "build_pneumonia_cnn",
     "default_conv_strides",
     "minimum_input_size",
+    "resolve_precision",
 ]
+
+#: Precisions a network can be trained in (see :func:`resolve_precision`).
+PRECISIONS = ("float32", "bfloat16", "auto")
+
+#: The Keras dtype policy of each resolved precision.
+DTYPE_POLICIES = {"float32": None, "bfloat16": "mixed_bfloat16"}
 
 #: Named augmentation recipes. Factors follow the Keras preprocessing layers:
 #: ``rotation`` is a fraction of a full turn, ``zoom``/``translation`` are
@@ -155,6 +162,81 @@ def _resolve_augmentation(augmentation):
     )
 
 
+def _cpu_flags():
+    """The CPU feature flags the Linux kernel reports (empty elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def _gpu_bfloat16():
+    """None without a visible GPU, else whether every GPU computes bfloat16."""
+    import sys
+
+    if "tensorflow" not in sys.modules:  # no TensorFlow yet: do not start it here
+        import_keras()
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return None
+    for gpu in gpus:
+        capability = tf.config.experimental.get_device_details(gpu).get("compute_capability")
+        if not capability or tuple(capability) < (8, 0):
+            return False
+    return True
+
+
+def resolve_precision(precision="auto"):
+    """The precision a network will compute in: ``"float32"`` or ``"bfloat16"``.
+
+    ``"bfloat16"`` trains in mixed precision: variables, the loss and the
+    output layer stay float32, convolutions and dense layers compute in
+    bfloat16 (Keras's ``"mixed_bfloat16"`` policy). Where the hardware
+    computes bfloat16 natively this is faster; elsewhere it is emulated and
+    slower. ``"auto"`` picks ``"bfloat16"`` only where it is native: on a
+    GPU of compute capability 8.0 or more (all visible GPUs), or, without a
+    GPU, on a CPU whose flags list ``avx512_bf16`` or ``amx_bf16`` (Linux);
+    ``"float32"`` everywhere else.
+
+    Parameters
+    ----------
+    precision : {"auto", "float32", "bfloat16"}, default="auto"
+        The requested precision.
+
+    Returns
+    -------
+    precision : {"float32", "bfloat16"}
+        The precision to use on this machine.
+
+    Examples
+    --------
+    >>> from cxrlearn.networks import resolve_precision
+    >>> resolve_precision("float32")
+    'float32'
+    >>> resolve_precision("auto") in ("float32", "bfloat16")
+    True
+    >>> resolve_precision("float16")
+    Traceback (most recent call last):
+    ...
+    ValueError: precision must be one of ('float32', 'bfloat16', 'auto'), got 'float16'.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
+    if precision != "auto":
+        return precision
+    gpu = _gpu_bfloat16()
+    if gpu is not None:
+        return "bfloat16" if gpu else "float32"
+    native = {"avx512_bf16", "amx_bf16"} & _cpu_flags()
+    return "bfloat16" if native else "float32"
+
+
 def _augmentation_layers(keras, augmentation, seed):
     layers = keras.layers
     out = []
@@ -194,6 +276,7 @@ def build_pneumonia_cnn(
     batch_norm=False,
     augmentation=None,
     center_inputs=True,
+    dtype=None,
     seed=None,
 ):
     """Build the study's pneumonia CNN as an uncompiled Keras model.
@@ -250,6 +333,13 @@ def build_pneumonia_cnn(
     seed : int or None, default=None
         Seed for weight initialisation, dropout and augmentation; an int
         makes the network reproducible.
+    dtype : None or str, default=None
+        Keras dtype policy of the convolution and hidden dense layers, e.g.
+        ``"mixed_bfloat16"``: variables stay float32, the layers compute in
+        bfloat16 (see :func:`resolve_precision`). Augmentation, the
+        ``"logits"`` layer and the output layer always compute in float32,
+        so probabilities keep full precision. ``None`` uses Keras's global
+        policy (float32 unless changed).
 
     Returns
     -------
@@ -325,7 +415,7 @@ def build_pneumonia_cnn(
     if center_inputs:
         # [0, 1] -> [-1, 1]: zero-centred inputs let the study's network start
         # learning in the first epoch instead of the third or later.
-        x = layers.Rescaling(2.0, offset=-1.0, name="center")(x)
+        x = layers.Rescaling(2.0, offset=-1.0, name="center", dtype=dtype)(x)
     for i, (filters, stride) in enumerate(zip(conv_filters, strides)):
         x = layers.Conv2D(
             filters,
@@ -335,28 +425,34 @@ def build_pneumonia_cnn(
             activation=None if batch_norm else activation,
             kernel_initializer=init(i),
             name=f"conv{i + 1}",
+            dtype=dtype,
         )(x)
         if batch_norm:
-            x = layers.BatchNormalization(name=f"bn{i + 1}")(x)
-            x = layers.Activation(activation, name=f"act{i + 1}")(x)
-        x = layers.MaxPooling2D(2, name=f"pool{i + 1}")(x)
+            x = layers.BatchNormalization(name=f"bn{i + 1}", dtype=dtype)(x)
+            x = layers.Activation(activation, name=f"act{i + 1}", dtype=dtype)(x)
+        x = layers.MaxPooling2D(2, name=f"pool{i + 1}", dtype=dtype)(x)
     if len(input_shape) > 1:
-        x = layers.Flatten(name="flatten")(x)
+        x = layers.Flatten(name="flatten", dtype=dtype)(x)
     for j, units in enumerate(dense_units):
         x = layers.Dense(
             units,
             activation=activation,
             kernel_initializer=init(50 + j),
             name=f"dense{j + 1}",
+            dtype=dtype,
         )(x)
         if dropout > 0:
             x = layers.Dropout(
                 dropout, seed=None if seed is None else base_seed + 31 + j,
-                name=f"dropout{j + 1}",
+                name=f"dropout{j + 1}", dtype=dtype,
             )(x)
     n_out = 1 if n_classes == 2 else n_classes
-    logits = layers.Dense(n_out, kernel_initializer=init(99), name="logits")(x)
+    # the head in float32 whatever ``dtype`` says: logits and probabilities
+    # keep full precision (bfloat16 has 8 bits of mantissa)
+    logits = layers.Dense(
+        n_out, kernel_initializer=init(99), name="logits", dtype="float32"
+    )(x)
     outputs = layers.Activation(
-        "sigmoid" if n_out == 1 else "softmax", name="probabilities"
+        "sigmoid" if n_out == 1 else "softmax", name="probabilities", dtype="float32"
     )(logits)
     return keras.Model(inputs, outputs, name="pneumonia_cnn")

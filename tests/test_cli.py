@@ -101,7 +101,7 @@ def test_dense_units_option(value, expected):
     args = parser.parse_args([] if value is None else ["--dense-units", value])
     cnn = make_pipeline(args).named_steps["cnn"]
     assert cnn.dense_units == expected
-    assert cnn.epochs == 7  # the recipe's default when --epochs is not given
+    assert cnn.epochs == 10  # the recipe's default when --epochs is not given
 
 
 @pytest.mark.parametrize("value", ["abc", "256,0", "256,"])
@@ -574,7 +574,7 @@ def test_help_shows_the_default_numbers(capsys):
 
     params = PneumoniaCNN().get_params()
     assert {k: params[k] for k in CNN_DEFAULTS} == CNN_DEFAULTS
-    for command, epochs in (("train", 7), ("tune", 7), ("demo", 8)):
+    for command, epochs in (("train", 10), ("tune", 10), ("demo", 8)):
         with pytest.raises(SystemExit):
             main([command, "--help"])
         help_text = " ".join(capsys.readouterr().out.split())
