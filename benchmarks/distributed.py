@@ -442,13 +442,13 @@ def main(argv=None):
               "--image-size", str(args.image_size), "--epochs", str(args.epochs),
               "--network", args.network]
     names = [name for name in args.configs.split(",") if name and name != "none"]
+    if not names:  # --configs none: the scale-up estimate only
+        return estimate(args)
     print(f"Grid search: 4 candidates {GRID} x 2 patient-grouped folds, ROC-AUC, "
           f"{args.image_size} px grayscale, the {args.network} network "
           f"({', '.join(f'{k}={v}' for k, v in network(args).items()) or 'PneumoniaCNN()'}), "
           f"{args.epochs} epochs, a fresh decode cache per run; {os.cpu_count()} CPUs; best of "
           f"{args.repeats} run(s) per configuration, in alternating order")
-    if not names:  # --configs none: the scale-up estimate only
-        return estimate(args)
     runs = {name: [] for name in names}
     for r in range(args.repeats):
         for name in names if r % 2 == 0 else names[::-1]:
