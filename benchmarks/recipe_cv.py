@@ -24,13 +24,17 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_pretrained import DEFAULT_DATA, card_figures, default_pipeline, load_all  # noqa: E402
+from train_pretrained import (  # noqa: E402
+    DEFAULT_DATA,
+    card_figures,
+    cross_validate,
+    load_all,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "benchmarks" / "results" / "recipe-cv"
@@ -49,37 +53,14 @@ def _parse_set(items):
 
 
 def run(name, params, data, folds, seed, cache):
-    from sklearn.model_selection import StratifiedGroupKFold
-
     work = WORK / name
     work.mkdir(parents=True, exist_ok=True)
     (work / "recipe.json").write_text(json.dumps({"set": params, "seed": seed}, indent=1))
     paths, labels, groups = load_all(data)
-    cv = StratifiedGroupKFold(folds, shuffle=True, random_state=0)
-    proba = np.full(len(paths), np.nan)
-    pred = np.empty(len(paths), dtype=object)
-    seconds = []
-    for k, (train, test) in enumerate(cv.split(paths, labels, groups)):
-        saved = work / f"fold{k}.npz"
-        if saved.exists():
-            f = np.load(saved, allow_pickle=False)
-            assert np.array_equal(f["test"], test), "folds changed: remove the work folder"
-            proba[test], pred[test] = f["proba"], f["pred"].astype(object)
-            seconds.append(float(f["seconds"]))
-            continue
-        pipe = default_pipeline(data, random_state=seed)
-        pipe.set_params(loader__memory=str(cache), cnn__verbose=2, **params)
-        pipe[0].transform(paths)  # decode once into the cache, not timed as training
-        t0 = time.perf_counter()
-        pipe.fit(paths[train], labels[train])
-        fit_s = time.perf_counter() - t0
-        proba[test] = pipe.predict_proba(paths[test])[:, 1]
-        pred[test] = pipe.predict(paths[test])
-        np.savez(saved, test=test, proba=proba[test], pred=pred[test].astype(str),
-                 seconds=fit_s)
-        seconds.append(fit_s)
-        print(f"[{name}] fold {k}: {len(train)} train / {len(test)} held out, fit {fit_s:.0f} s",
-              flush=True)
+    proba, pred, _, seconds = cross_validate(
+        paths, labels, groups, data, work, folds, params={"cnn__verbose": 2, **params},
+        random_state=seed, cache=cache,
+    )
     np.savez(work / "oof.npz", proba=proba, pred=pred.astype(str), labels=labels.astype(str),
              groups=groups.astype(str))
     return labels, proba, pred, groups, seconds
