@@ -17,6 +17,7 @@ from sklearn.utils.validation import (
 )
 
 from ._training import is_lazy as _is_lazy
+from .networks import PRECISIONS
 
 __all__ = ["PneumoniaCNN"]
 
@@ -192,7 +193,7 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         "balanced_batches": ["boolean"],
         "epochs": [Interval(numbers.Integral, 1, None, closed="left")],
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
-        "precision": [StrOptions({"auto", "float32", "bfloat16"})],
+        "precision": [StrOptions(set(PRECISIONS))],
         "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
         "lr_schedule": [StrOptions({"constant", "cosine"})],
         "optimizer": [str, HasMethods(["get_config"])],

@@ -176,10 +176,7 @@ def _cpu_flags():
 
 def _gpu_bfloat16():
     """None without a visible GPU, else whether every GPU computes bfloat16."""
-    import sys
-
-    if "tensorflow" not in sys.modules:  # no TensorFlow yet: do not start it here
-        import_keras()
+    import_keras()  # TensorFlow's start-up through cxrlearn's (quiet, pooled allocator)
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
