@@ -23,7 +23,7 @@ demo: $(STAMP)
 	$(VENV)/bin/cxrlearn demo
 
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --dist worksteal
+	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow

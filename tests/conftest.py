@@ -38,6 +38,24 @@ def _quiet_tensorflow():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+@pytest.fixture
+def tf_log():
+    """Messages of the ``tensorflow`` logger (where retracing warnings go)."""
+    import logging
+
+    messages = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            messages.append(record.getMessage())
+
+    logger = logging.getLogger("tensorflow")
+    handler = Keep()
+    logger.addHandler(handler)
+    yield messages
+    logger.removeHandler(handler)
+
+
 def small_cnn(**params):
     """A fast PneumoniaCNN for unit tests."""
     from cxrlearn import PneumoniaCNN
@@ -48,3 +66,31 @@ def small_cnn(**params):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+
+#: The test modules that take a test worker longest, slowest first (about
+#: 80 s down to 27 s of the 2-core machine each, ``--durations=0``). ``make
+#: test`` sends whole modules to its two workers (``--dist loadfile``, so a
+#: module's fitted fixtures are built once) in this order, the rest after
+#: them, so that both workers end on short modules at about the same time.
+SLOW_MODULES = (
+    "test_estimator_checks.py", "test_cli.py", "test_cli_scaling.py", "test_classifier.py",
+    "test_training_control.py", "test_model_selection.py", "test_distributed.py",
+    "test_path_pipelines.py", "test_persistence.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(SLOW_MODULES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: modules stay whole
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_tensorflow_thread_per_test_worker():
+    """TensorFlow on one thread in each ``pytest -n 2`` worker: two workers with a
+    pool of every core each would fight over the 2 cores of the test machine."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        from cxrlearn.utils import limit_tf_threads
+
+        limit_tf_threads(1)

@@ -1,9 +1,9 @@
 """``cxrlearn tune --workers N`` and ``--scheduler ADDRESS``: the search on a Dask cluster.
 
 Each tune here is the smallest the command line allows (20 images, 1
-epoch, 2 candidates x 2 folds). The plain tune runs once, for the
-``--workers`` test only (a module fixture that ``pytest -n 2`` would build
-again in each worker that needs it).
+epoch, 2 candidates x 2 folds). The tune on an existing scheduler runs
+once (a module fixture) and is the reference the ``--workers`` tune must
+reproduce.
 """
 
 import contextlib
@@ -11,6 +11,7 @@ import io
 import re
 import subprocess
 import sys
+import warnings
 
 import pytest
 
@@ -40,41 +41,11 @@ def _results(out):
     return [line for line in table if not line.startswith("saved best pipeline")]
 
 
-@pytest.fixture(scope="module")
-def plain(folder, tmp_path_factory):
-    """The tune on one machine, for comparison."""
-    out = tmp_path_factory.mktemp("plain") / "best.skops"
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        status = main(["tune", str(folder), "--out", str(out), *TUNE])
-    assert status == 0, stderr.getvalue()
-    return _results(stdout.getvalue()), out
-
-
 def _fit_lines(err):
     lines = [line for line in err.splitlines() if line.startswith("fit ")]
     for line in lines:
         assert FIT_LINE.match(line), line
     return lines
-
-
-def test_local_workers_give_the_plain_results(folder, plain, tmp_path, capsys):
-    out = tmp_path / "best.skops"
-    assert main(["tune", str(folder), "--out", str(out), *TUNE, "--workers", "2"]) == 0
-    captured = capsys.readouterr()
-    assert _results(captured.out) == plain[0]
-    err = captured.err
-    assert "started a local Dask cluster (2 workers, 2 threads)" in err
-    # one line per finished fit, in the order they finish, counted 1..4
-    lines = _fit_lines(err)
-    assert [int(FIT_LINE.match(line)[1]) for line in lines] == [1, 2, 3, 4]
-    assert sorted(FIT_LINE.match(line).group(2, 3) for line in lines) == [
-        ("1", "1"), ("1", "2"), ("2", "1"), ("2", "2")]
-    assert "refitting the best candidate on all images (1 epochs)" in err
-    best = load_model(out)
-    assert best.named_steps["cnn"].dropout == load_model(plain[1]).named_steps["cnn"].dropout
-    assert best.named_steps["loader"].memory is None  # the temporary cache is not saved
-    assert best.named_steps["cnn"].callbacks is None
 
 
 @pytest.fixture(scope="module")
@@ -88,28 +59,59 @@ def scheduler():
         yield cluster
 
 
-@pytest.mark.filterwarnings("ignore:cxrlearn could not cap TensorFlow")  # threads of this process
-def test_existing_scheduler_runs_the_search_and_the_refit(folder, scheduler, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def scheduled(folder, scheduler, tmp_path_factory):
+    """The tune on the existing scheduler: its exit status, output and saved model."""
+    out = tmp_path_factory.mktemp("scheduled") / "best.skops"
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with warnings.catch_warnings():  # the in-process worker shares this process's threads
+        warnings.filterwarnings("ignore", "cxrlearn could not cap TensorFlow")
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            status = main(["tune", str(folder), "--out", str(out), *TUNE, "--scheduler",
+                           scheduler.scheduler_address, "--progress"])
+    assert status == 0, stderr.getvalue()
+    events = {topic: [message for _, message in log]
+              for topic, log in scheduler.scheduler.get_events().items()
+              if topic.startswith("cxrlearn-tune-")}
+    return stdout.getvalue(), stderr.getvalue(), out, events
+
+
+def test_local_workers_give_the_scheduler_results(folder, scheduled, tmp_path, capsys):
+    # the same search in two worker processes and on a threaded in-process worker:
+    # the same table (tests/test_distributed.py checks Dask against n_jobs=1)
     out = tmp_path / "best.skops"
-    address = scheduler.scheduler_address
-    status = main(["tune", str(folder), "--out", str(out), *TUNE, "--scheduler", address,
-                   "--progress"])
+    assert main(["tune", str(folder), "--out", str(out), *TUNE, "--workers", "2"]) == 0
     captured = capsys.readouterr()
-    assert status == 0, captured.err
-    table = _results(captured.out)  # equal to a plain tune's: the --workers test checks it
+    assert _results(captured.out) == _results(scheduled[0])
+    err = captured.err
+    assert "started a local Dask cluster (2 workers, 2 threads)" in err
+    # one line per finished fit, in the order they finish, counted 1..4
+    lines = _fit_lines(err)
+    assert [int(FIT_LINE.match(line)[1]) for line in lines] == [1, 2, 3, 4]
+    assert sorted(FIT_LINE.match(line).group(2, 3) for line in lines) == [
+        ("1", "1"), ("1", "2"), ("2", "1"), ("2", "2")]
+    assert "refitting the best candidate on all images (1 epochs)" in err
+    best = load_model(out)
+    assert best.named_steps["cnn"].dropout == load_model(scheduled[2]).named_steps["cnn"].dropout
+    assert best.named_steps["loader"].memory is None  # the temporary cache is not saved
+    assert best.named_steps["cnn"].callbacks is None
+
+
+def test_existing_scheduler_runs_the_search_and_the_refit(scheduler, scheduled):
+    stdout, err, out, events = scheduled
+    table = _results(stdout)
     assert len(table) == 4 and table[-1].startswith("best roc_auc ")
     assert {"{'cnn__dropout': 0.0}", "{'cnn__dropout': 0.5}"} == {
         row[row.index("{"):] for row in table[1:3]}
-    err = captured.err
+    address = scheduler.scheduler_address
     assert f"connected to the Dask scheduler at {address} (1 worker, 2 threads)" in err
     assert len(_fit_lines(err)) == 4
     assert "grid search:" in err and "/4 [" in err  # the bar of the fits, on a "terminal"
     assert "refitting the best candidate on all images on a worker (1 epochs)" in err
     assert "refit on all images:" in err  # the refit's bar, fed by the worker's events
     assert "decoded" not in err  # no --cache: the workers decoded, nothing was primed here
-    log = scheduler.scheduler.get_events()
-    topics = [topic for topic in log if topic.startswith("cxrlearn-tune-")]
-    assert len(topics) == 1 and [m["kind"] for _, m in log[topics[0]]] == ["fit"] * 4 + ["epoch"]
+    assert len(events) == 1  # one topic: this search's progress events
+    assert [m["kind"] for m in next(iter(events.values()))] == ["fit"] * 4 + ["epoch"]
     assert load_model(out).named_steps["cnn"].callbacks is None
 
 

@@ -117,15 +117,20 @@ def test_joblib_pipeline_writes_no_cache_where_it_is_used(images, tmp_path):
     try:
         pipe = _pipeline(cache=".cache").fit(paths, labels)
         assert (train_dir / ".cache").is_dir()  # the cache works where it was asked for
+        expected = pipe.predict_proba(paths[:3])
         joblib.dump(pipe, tmp_path / "pipe.joblib")
     finally:
         os.chdir(old)
-    code = ("import sys, joblib, numpy as np; m = joblib.load(sys.argv[1]);"
-            "print(m.predict_proba(np.array(sys.argv[2:], dtype=object)).shape)")
+    code = ("import json, sys, joblib, numpy as np; m = joblib.load(sys.argv[1]);"
+            "print(type(m).__name__, json.dumps("
+            "m.predict_proba(np.array(sys.argv[2:], dtype=object)).tolist()))")
     run = subprocess.run([sys.executable, "-c", code, str(tmp_path / "pipe.joblib"),
                           *paths[:3]], cwd=use_dir, capture_output=True, text=True,
                          check=True)
-    assert "(3, 2)" in run.stdout
+    name, proba = run.stdout.strip().splitlines()[-1].split(" ", 1)
+    assert name == "Pipeline"
+    # the other process scores as this one does
+    np.testing.assert_allclose(json.loads(proba), expected, rtol=0, atol=1e-6)
     assert list(use_dir.iterdir()) == []
 
 

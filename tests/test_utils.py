@@ -1,4 +1,10 @@
-"""cxrlearn.utils.import_keras: the TensorFlow process settings it makes."""
+"""cxrlearn.utils in a fresh process: the TensorFlow settings of import_keras, and
+limit_tf_threads once TensorFlow has started.
+
+The test processes of ``make test`` run TensorFlow capped at one thread
+(conftest.py), so what TensorFlow does with its own defaults shows only in a
+process of its own.
+"""
 
 import json
 import os
@@ -8,54 +14,67 @@ import sys
 import pytest
 
 PROBE = """
-import json, os
-from cxrlearn.utils import import_keras
+import json, os, warnings
+from cxrlearn.utils import import_keras, limit_tf_threads
+from cxrlearn.utils._threads import _available_cpus
 keras = import_keras()
 import tensorflow as tf
 x = tf.ones((256, 256)) @ tf.ones((256, 256))  # a first CPU allocation
+cpus = _available_cpus()
+with warnings.catch_warnings(record=True) as caught:  # a cap after TensorFlow started
+    warnings.simplefilter("always")
+    late = [limit_tf_threads(1), limit_tf_threads(1), limit_tf_threads(cpus)]
 print(json.dumps({k: os.environ.get(k) for k in
                   ("TF_CPU_ALLOCATOR_USE_BFC", "TF_CPP_MIN_LOG_LEVEL")}
-                 | {"sum": float(tf.reduce_sum(x))}))
+                 | {"sum": float(tf.reduce_sum(x)), "cpus": cpus, "late": late,
+                    "intra": tf.config.threading.get_intra_op_parallelism_threads(),
+                    "warnings": [f"{w.category.__name__}: {w.message}" for w in caught]}))
 """
 
 
 def _probe(**env):
+    """Run PROBE in a fresh process; its JSON line and its standard error."""
     base = {k: v for k, v in os.environ.items()
             if k not in ("TF_CPU_ALLOCATOR_USE_BFC", "TF_CPP_MIN_LOG_LEVEL")}
     out = subprocess.run([sys.executable, "-c", PROBE], env={**base, **env},
                          capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return json.loads(out.stdout.strip().splitlines()[-1]), out.stderr
 
 
-def test_import_keras_switches_on_the_pooling_allocator():
-    result = _probe()
+@pytest.fixture(scope="module")
+def fresh():
+    """PROBE with the environment's defaults: one TensorFlow start-up for two tests."""
+    return _probe()
+
+
+def test_import_keras_switches_on_the_pooling_allocator_quietly(fresh):
+    result, stderr = fresh
     assert result["TF_CPU_ALLOCATOR_USE_BFC"] == "true"
     assert result["TF_CPP_MIN_LOG_LEVEL"] == "2"
     assert result["sum"] == 256.0**3  # TensorFlow computes under the setting
+    # TensorFlow's start-up lines (absl, oneDNN, CUDA on a CPU machine) are filtered
+    assert stderr.strip() == "", stderr
 
 
-@pytest.mark.parametrize("value", ["false", "true"])
-def test_import_keras_respects_the_users_choice(value):
-    result = _probe(TF_CPU_ALLOCATOR_USE_BFC=value, TF_CPP_MIN_LOG_LEVEL="1")
-    assert result["TF_CPU_ALLOCATOR_USE_BFC"] == value
+def test_import_keras_respects_the_users_choice():
+    # the default is "true" (above); a user's "false" and log level stay as set
+    result, stderr = _probe(TF_CPU_ALLOCATOR_USE_BFC="false", TF_CPP_MIN_LOG_LEVEL="1")
+    assert result["TF_CPU_ALLOCATOR_USE_BFC"] == "false"
     assert result["TF_CPP_MIN_LOG_LEVEL"] == "1"
+    assert result["sum"] == 256.0**3
 
 
-STARTUP = """
-import sys
-from cxrlearn.utils import import_keras
-import_keras()
-import tensorflow as tf
-tf.ones((2, 2)) @ tf.ones((2, 2))  # a first operation: devices are set up
-print("done", file=sys.stderr)
-"""
-
-
-def test_import_keras_prints_no_tensorflow_startup_lines():
-    base = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    out = subprocess.run([sys.executable, "-c", STARTUP], env=base,
-                         capture_output=True, text=True, check=True)
-    assert out.stderr.strip() == "done", out.stderr
+def test_late_thread_cap_warns_once_and_does_not_raise(fresh):
+    result, _ = fresh
+    if result["cpus"] < 2:
+        pytest.skip("needs 2 CPUs: TensorFlow's default pools are then larger than 1")
+    assert result["intra"] == 0  # TensorFlow's own default: every CPU
+    # the first late cap warns and says it failed; the second only says it;
+    # a cap no smaller than the running pools holds
+    assert result["late"] == [False, False, True]
+    [warning] = result["warnings"]
+    assert warning.startswith("RuntimeWarning: cxrlearn could not cap TensorFlow at 1 thread")
+    assert f"with {result['cpus']} intra-op" in warning
 
 
 def test_startup_filter_keeps_other_lines(capfd):
