@@ -347,6 +347,12 @@ def compile_model(model, *, n_classes, optimizer, learning_rate, lr_schedule="co
         opt = optimizer.__class__.from_config(optimizer.get_config())
     loss = "binary_crossentropy" if n_classes == 2 else "sparse_categorical_crossentropy"
     model.compile(optimizer=opt, loss=loss, weighted_metrics=[])
+    # The optimizer's state (Adam's two moments per weight) is made here, eagerly.
+    # Made lazily inside the first traced training step instead, each slot's
+    # initialisation becomes a tf.cond whose two branch functions TensorFlow keeps
+    # in the process's function library for good: 56 functions per fit of the
+    # study's network, never freed in a worker that runs fit after fit.
+    opt.build(model.trainable_variables)
     return model
 
 

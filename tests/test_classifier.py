@@ -328,6 +328,23 @@ def test_predictions_of_any_length_share_one_trace(xrays, tf_log):
     assert not [m for m in tf_log if "retracing" in m]
 
 
+def test_fit_after_fit_leaves_no_graph_functions_behind(xrays):
+    """A worker process of a grid search runs fit after fit: TensorFlow's
+    function library (kept for the life of the process) must not grow with them."""
+    import gc
+
+    from tensorflow.python.eager import context
+
+    X, y = xrays
+    small_cnn(epochs=1).fit(X[:32], y[:32]).predict_proba(X[:4])  # the process warmed up
+    gc.collect()
+    before = set(context.context().list_function_names())
+    for seed in (1, 2):
+        small_cnn(epochs=1, random_state=seed).fit(X[:32], y[:32]).predict_proba(X[:4])
+    gc.collect()
+    assert set(context.context().list_function_names()) - before == set()
+
+
 def test_lazy_images_predict_like_arrays(tmp_path, xrays):
     from cxrlearn import ImageLoader
     from cxrlearn.datasets import write_synthetic_xray_directory
