@@ -540,6 +540,27 @@ def test_bars_follow_the_terminal_and_json(monkeypatch):
     assert sys.stderr.getvalue() == "epoch 1/2: loss 0.5\n"
 
 
+def test_unsized_terminal_gets_the_plain_lines():
+    # a pseudo-terminal nobody sized (0 columns) shows none of tqdm's bars
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    from cxrlearn.cli._progress import Display
+
+    leader, follower = pty.openpty()
+    try:
+        terminal = os.fdopen(follower, "w")
+        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 0, 0, 0))
+        assert terminal.isatty() and Display(file=terminal).tqdm is None
+        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+        assert Display(file=terminal).tqdm is not None  # a sized terminal: bars
+        terminal.close()
+    finally:
+        os.close(leader)
+
+
 def test_tune_says_the_cause_of_a_failing_fit_first(folder, tmp_path, capsys):
     assert main(["tune", str(folder), "--out", str(tmp_path / "m.skops"), "--cv", "2",
                  "--image-size", "100", "--param", "cnn__dropout=0.1,0.2", *FAST]) == 1

@@ -24,6 +24,7 @@ so far.
 """
 
 import functools
+import os
 import sys
 import threading
 import time
@@ -54,10 +55,21 @@ def _tqdm():
 
 
 def _isatty(stream):
+    """Whether ``stream`` is a terminal that can show a bar.
+
+    A terminal that reports 0 columns -- a pseudo-terminal nobody sized, as
+    ``script`` or a container runtime may open without a terminal of their
+    own -- shows nothing of tqdm's bars: it gets the plain lines instead.
+    """
     try:
-        return stream.isatty()
+        if not stream.isatty():
+            return False
     except (AttributeError, ValueError):
         return False
+    try:
+        return os.get_terminal_size(stream.fileno()).columns > 0
+    except (AttributeError, ValueError, OSError):  # no file descriptor: trust isatty
+        return True
 
 
 class Display:
