@@ -270,6 +270,9 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         preferred (Pillow releases the GIL while decoding and resizing); a
         process backend chosen with :func:`joblib.parallel_config` works too.
         ``None`` means 1 unless in a joblib context, ``-1`` all processors.
+        In a worker of a grid search on joblib's loky backend or on Dask, at
+        most the threads that worker is given (its ``nthreads``, or the
+        ``OMP_NUM_THREADS``-style limit joblib sets): ``-1`` means that share.
     memory : str, os.PathLike or joblib.Memory, default=None
         Cache decoded, resized arrays on disk, keyed by the file (absolute
         path, size and modification time) and by the parameters that change
@@ -615,6 +618,22 @@ LazyImages
                     raise
                 raise where.with_traceback(err.__traceback__) from err.__cause__
 
+    def _decode_n_jobs(self):
+        """``n_jobs``, at most the thread share of the joblib / Dask worker we run in.
+
+        ``n_jobs=-1`` in a grid search's worker would otherwise decode with
+        every core of the machine in every worker, as TensorFlow's own pools
+        would without :func:`cxrlearn.utils.limit_tf_threads`.
+        """
+        if self.n_jobs is None:
+            return None
+        from .utils._threads import _worker_thread_share
+
+        share = _worker_thread_share()
+        if share is None:
+            return self.n_jobs
+        return min(effective_n_jobs(self.n_jobs), share)
+
     def _decode_paths(self, paths):
         """Decode ``paths`` (a 1-D object array) into one output array."""
         spec = self._spec()
@@ -626,7 +645,8 @@ LazyImages
         if memory is not None:
             cached = memory.cache(_cached_decode, ignore=["max_pixels", "max_decoded_bytes"])
         limits = (self.max_pixels, self.max_decoded_bytes)
-        n_workers = min(effective_n_jobs(self.n_jobs), len(paths))
+        n_jobs = self._decode_n_jobs()
+        n_workers = min(effective_n_jobs(n_jobs), len(paths))
         if n_workers <= 1:
             for row, path in zip(out, paths):
                 _decode_into(row, path, spec, limits, cached)
@@ -637,7 +657,7 @@ LazyImages
         # held twice.
         step = max(1, min(16, -(-len(paths) // (4 * n_workers))))
         starts = range(0, len(paths), step)
-        results = Parallel(n_jobs=self.n_jobs, prefer="threads", return_as="generator")(
+        results = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")(
             delayed(_decode_chunk)(
                 paths[i : i + step], spec, limits, cached, _SharedRows(out[i : i + step])
             )

@@ -163,6 +163,11 @@ def test_dask_worker_share(client):
     # both workers live in this process and share its TensorFlow: 2 threads
     assert client.submit(_threads._worker_thread_share, pure=False).result() == 2
     assert _threads._worker_thread_share() is None  # the client's own thread
+    # the loader's decoding threads keep to it too; outside a worker, as asked
+    loader = ImageLoader(16, n_jobs=-1)
+    assert client.submit(loader._decode_n_jobs, pure=False).result() == 2
+    assert loader._decode_n_jobs() == -1
+    assert client.submit(ImageLoader(16, n_jobs=1)._decode_n_jobs, pure=False).result() == 1
 
 
 def test_nanny_worker_process_outside_task_threads(client, monkeypatch):
@@ -204,15 +209,17 @@ def _fit_in_fresh_worker():
         os.environ.get("OMP_NUM_THREADS"),
         ImageLoadError("x.png", "file not found").worker,
         os.getpid(),
+        ImageLoader(16, n_jobs=-1)._decode_n_jobs(),
     )
 
 
 def test_fit_in_loky_worker_caps_tensorflow_threads():
     with joblib.parallel_config(backend="loky", inner_max_num_threads=1):
-        [(intra, inter, env, where, pid)] = joblib.Parallel(n_jobs=2)(
+        [(intra, inter, env, where, pid, decode_threads)] = joblib.Parallel(n_jobs=2)(
             [joblib.delayed(_fit_in_fresh_worker)()]
         )
     assert env == "1"
+    assert decode_threads == 1  # the loader's n_jobs=-1 keeps to the share as well
     assert (intra, inter) == (1, 1)  # TensorFlow's default would read (0, 0)
     assert pid != os.getpid()
     assert where.startswith("joblib worker process (host ") and f"pid {pid})" in where
