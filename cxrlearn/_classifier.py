@@ -17,6 +17,7 @@ from sklearn.utils.validation import (
 )
 
 from ._training import is_lazy as _is_lazy
+from .utils._threads import limit_tf_threads_to_worker_share
 from .networks import PRECISIONS
 
 __all__ = ["PneumoniaCNN"]
@@ -393,7 +394,9 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
 
         from . import _training
 
-        _training.use_worker_threads()  # before TensorFlow starts: its pools are fixed then
+        # TensorFlow's pools at this worker's CPU share, before it starts: they are
+        # fixed then (a no-op outside joblib / Dask workers)
+        limit_tf_threads_to_worker_share()
         target = y_enc.astype(np.float32 if len(self.classes_) == 2 else np.int32)
         fit_data, val_data = self._split(X, target, weights, seeds[1])
         if not continuing:

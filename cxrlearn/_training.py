@@ -32,19 +32,7 @@ __all__ = [
     "make_training_data",
     "model_to_bytes",
     "predict_logits",
-    "use_worker_threads",
 ]
-
-
-def use_worker_threads():
-    """Size TensorFlow's thread pools to this worker's CPU share, before it starts.
-
-    In a joblib (loky) or Dask worker process, TensorFlow's pools are capped
-    at the threads the worker is given (:func:`cxrlearn.utils.limit_tf_threads`);
-    elsewhere nothing changes. Called first thing in a fit and when a
-    network is loaded: TensorFlow fixes its pools at its first operation.
-    """
-    limit_tf_threads_to_worker_share()
 
 
 def _with_thread_share(ds):
@@ -468,7 +456,7 @@ def load_model_bytes(data):
     The network is checked by :func:`_check_keras_modules` and loaded with
     Keras's ``safe_mode=True``.
     """
-    use_worker_threads()  # e.g. a fitted pipeline unpickled in a fresh worker
+    limit_tf_threads_to_worker_share()  # e.g. a fitted pipeline unpickled in a fresh worker
     keras = import_keras()
     _check_keras_modules(data)
     with tempfile.TemporaryDirectory() as tmp:
