@@ -153,17 +153,23 @@ def _env_thread_limit():
     return None
 
 
+def _in_loky_worker():
+    """Whether this process is a worker process started by joblib's loky.
+
+    loky records the nesting depth of its worker processes
+    (``_CURRENT_DEPTH``, 0 in a process it did not start).
+    """
+    executor = sys.modules.get("joblib.externals.loky.process_executor")
+    return executor is not None and getattr(executor, "_CURRENT_DEPTH", 0) >= 1
+
+
 def _loky_worker_share():
     """Threads a joblib loky worker process may use; None outside one.
 
-    loky records the nesting depth of its worker processes
-    (``_CURRENT_DEPTH``, 0 in a process it did not start) and joblib puts
-    the worker's share in its environment (:data:`_THREAD_LIMIT_VARS`).
+    joblib puts the worker's share in its environment
+    (:data:`_THREAD_LIMIT_VARS`).
     """
-    executor = sys.modules.get("joblib.externals.loky.process_executor")
-    if executor is None or getattr(executor, "_CURRENT_DEPTH", 0) < 1:
-        return None
-    return _env_thread_limit()
+    return _env_thread_limit() if _in_loky_worker() else None
 
 
 #: The name Dask's nanny gives the worker processes it starts
@@ -259,7 +265,6 @@ def worker_description():
     workers = _dask_workers()
     if workers:
         return f"Dask worker {', '.join(str(w.address) for w in workers)} ({where})"
-    executor = sys.modules.get("joblib.externals.loky.process_executor")
-    if executor is not None and getattr(executor, "_CURRENT_DEPTH", 0) >= 1:
+    if _in_loky_worker():
         return f"joblib worker process ({where})"
     return None
