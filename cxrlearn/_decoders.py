@@ -117,6 +117,10 @@ class DecodeSpec(NamedTuple):
     dtype: str  # a floating dtype name
     intensity: str = "raw"  # "raw", "stretch" or "equalize"
 
+    def batch_shape(self, n):
+        """Shape of ``n`` decoded images stacked: ``(n, height, width, channels)``."""
+        return (n, self.height, self.width, 3 if self.color_mode == "rgb" else 1)
+
 
 def decode_file(path, spec, max_pixels=None, max_decoded_bytes=None, *, out=None):
     """Decode one image file into a ``(height, width, channels)`` array.

@@ -222,10 +222,7 @@ def _decode_chunk(paths, spec, limits, cached, rows=None):
     block = None if rows is None else rows.array
     in_place = block is not None
     if not in_place:
-        block = np.empty(
-            (len(paths), spec.height, spec.width, 3 if spec.color_mode == "rgb" else 1),
-            dtype=spec.dtype,
-        )
+        block = np.empty(spec.batch_shape(len(paths)), dtype=spec.dtype)
     for row, path in zip(block, paths):
         _decode_into(row, path, spec, limits, cached)
     return None if in_place else block
@@ -587,8 +584,7 @@ LazyImages
         )
 
     def _output_shape(self, n):
-        height, width = self._output_size()
-        return (n, height, width, 3 if self.color_mode == "rgb" else 1)
+        return self._spec().batch_shape(n)
 
     def _memory(self):
         """The decode cache, or None: off when unset, and off in a loader that
