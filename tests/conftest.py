@@ -68,7 +68,6 @@ def rng():
     return np.random.default_rng(0)
 
 
-
 #: The test modules that take a test worker longest, slowest first (about
 #: 80 s down to 27 s of the 2-core machine each, ``--durations=0``). ``make
 #: test`` sends whole modules to its two workers (``--dist loadfile``, so a
