@@ -83,6 +83,16 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         with ``class_weight=None`` does not balance at all).
     epochs : int, default=10
         Number of passes over the training data.
+    n_networks : int, default=1
+        Networks trained, one after the other, each from its own seeds
+        (initial weights, dropout, augmentation and batch order; the first
+        exactly the single network of the same ``random_state``), and
+        combined into one by averaging their logits
+        (:func:`cxrlearn.networks.average_networks`): a seed ensemble. Two
+        networks ranked patients nobody tuned on better than one in
+        patient-grouped cross-validation (``docs/recipe.rst``), for twice the
+        training and prediction time. Grad-CAM explains the ensemble's
+        logit. ``warm_start`` continues a single network only.
     batch_size : int, default=32
         Images per gradient step (and per prediction batch).
     precision : {"auto", "float32", "bfloat16"}, default="auto"
@@ -144,7 +154,9 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
     classes_ : ndarray of shape (n_classes,)
         Class labels, as given in ``y``, sorted.
     model_ : keras.Model
-        The trained network (outputs probabilities).
+        The trained network (outputs probabilities); with ``n_networks > 1``
+        the ensemble, its members nested as ``"network0"``, ``"network1"``
+        ... (:func:`cxrlearn.networks.member_networks`).
     input_shape_ : tuple of int
         Shape of one training image (or ``(n_features,)``).
     precision_ : {"float32", "bfloat16"}
@@ -152,7 +164,9 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         the machine of the first fit).
     history_ : dict of str to list of float
         Per-epoch training history (``loss``, ``val_loss``, ``learning_rate``
-        ...), extended by warm-started fits.
+        ...), extended by warm-started fits. With ``n_networks > 1`` the
+        epochs of network 0, then of network 1, ..., and a ``"network"``
+        entry gives each epoch's network.
     n_features_in_ : int
         Second dimension of the training data (the image height for images).
 
@@ -193,6 +207,7 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         "class_weight": [None, StrOptions({"balanced"}), dict],
         "balanced_batches": ["boolean"],
         "epochs": [Interval(numbers.Integral, 1, None, closed="left")],
+        "n_networks": [Interval(numbers.Integral, 1, None, closed="left")],
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
         "precision": [StrOptions(set(PRECISIONS))],
         "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
@@ -221,6 +236,7 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         class_weight="balanced",
         balanced_batches=True,
         epochs=10,
+        n_networks=1,
         batch_size=32,
         precision="auto",
         learning_rate=1e-3,
@@ -245,6 +261,7 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         self.class_weight = class_weight
         self.balanced_batches = balanced_batches
         self.epochs = epochs
+        self.n_networks = n_networks
         self.batch_size = batch_size
         self.precision = precision
         self.learning_rate = learning_rate
@@ -384,6 +401,8 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
                 "it cannot be combined with reduce_lr_on_plateau."
             )
         continuing = self.warm_start and hasattr(self, "model_")
+        if continuing:
+            self._check_can_continue()
         X, y = self._validate_X_y(X, y, reset=not continuing)
         y_enc = self._encode_y(y, refit=not continuing)
         if continuing:
@@ -391,6 +410,9 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         weights = self._sample_weight(y_enc, sample_weight, len(y_enc))
         rng = check_random_state(self.random_state)
         seeds = rng.randint(0, 2**31 - 1, size=3)
+        # networks after the first: their own (initial weights, batch order) seeds,
+        # drawn after the first network's, which are those of a single network
+        more_seeds = rng.randint(0, 2**31 - 1, size=(self.n_networks - 1, 2))
 
         from . import _training
 
@@ -399,40 +421,86 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         limit_tf_threads_to_worker_share()
         target = y_enc.astype(np.float32 if len(self.classes_) == 2 else np.int32)
         fit_data, val_data = self._split(X, target, weights, seeds[1])
-        if not continuing:
-            from .networks import DTYPE_POLICIES, build_pneumonia_cnn, resolve_precision
+        if continuing:
+            networks = [self.model_]
+        else:
+            from .networks import resolve_precision
 
             self.precision_ = resolve_precision(self.precision)
             self.input_shape_ = tuple(int(s) for s in X.shape[1:])
-            model = build_pneumonia_cnn(
-                self.input_shape_,
-                len(self.classes_),
-                conv_filters=tuple(self.conv_filters),
-                dense_units=tuple(self.dense_units),
-                dropout=self.dropout,
-                activation=self.activation,
-                batch_norm=self.batch_norm,
-                augmentation=self.augmentation,
-                dtype=DTYPE_POLICIES[self.precision_],
-                seed=int(seeds[0]),
-            )
-            self.model_ = _training.compile_model(
-                model,
-                n_classes=len(self.classes_),
-                optimizer=self.optimizer,
-                learning_rate=self.learning_rate,
-                lr_schedule=self.lr_schedule,
-                decay_steps=self.epochs * -(-len(fit_data[1]) // self.batch_size),
-            )
+            init_seeds = [seeds[0], *more_seeds[:, 0]]
+            networks = [self._new_network(int(seed), len(fit_data[1])) for seed in init_seeds]
             self.history_ = {}
+        batch_seeds = [seeds[2], *more_seeds[:, 1]]
+        for i, network in enumerate(networks):
+            history = self._train(network, fit_data, val_data, int(batch_seeds[i]),
+                                  None if len(networks) == 1 else i)
+            for key, values in history.items():
+                self.history_.setdefault(key, []).extend(float(v) for v in values)
+            if len(networks) > 1:
+                self.history_.setdefault("network", []).extend(
+                    [i] * len(next(iter(history.values()), ()))
+                )
+        if not continuing:
+            from .networks import average_networks
+
+            self.model_ = networks[0] if len(networks) == 1 else average_networks(networks)
             # A view of the network that outputs logits, shared weights.
             self._logits_model = _training.logits_model(self.model_)
             # its graph function, traced on first use and reused by every prediction
             self._inference = _training.inference_function(self._logits_model)
+        return self
+
+    def _check_can_continue(self):
+        """``warm_start`` continues one compiled network, nothing else."""
+        from .networks import member_networks
+
+        n_fitted = len(member_networks(self.model_))
+        if self.n_networks != 1 or n_fitted != 1:
+            raise ValueError(
+                f"warm_start continues training a single network; this estimator "
+                f"has n_networks={self.n_networks} and its fitted model "
+                f"{n_fitted} network(s). Fit an ensemble anew (warm_start=False)."
+            )
+
+    def _new_network(self, seed, n_fit):
+        """A compiled, untrained network of this estimator's configuration."""
+        from . import _training
+        from .networks import DTYPE_POLICIES, build_pneumonia_cnn
+
+        model = build_pneumonia_cnn(
+            self.input_shape_,
+            len(self.classes_),
+            conv_filters=tuple(self.conv_filters),
+            dense_units=tuple(self.dense_units),
+            dropout=self.dropout,
+            activation=self.activation,
+            batch_norm=self.batch_norm,
+            augmentation=self.augmentation,
+            dtype=DTYPE_POLICIES[self.precision_],
+            seed=seed,
+        )
+        return _training.compile_model(
+            model,
+            n_classes=len(self.classes_),
+            optimizer=self.optimizer,
+            learning_rate=self.learning_rate,
+            lr_schedule=self.lr_schedule,
+            decay_steps=self.epochs * -(-n_fit // self.batch_size),
+        )
+
+    def _train(self, network, fit_data, val_data, seed, index):
+        """Train one network for ``epochs``; returns its Keras history.
+
+        ``index`` numbers the networks of an ensemble (None for a single
+        network): each backs up its training state in its own
+        ``checkpoint_dir`` subfolder.
+        """
+        from . import _training
 
         workers = self.n_jobs or 1
         train = _training.make_training_data(
-            *fit_data, batch_size=self.batch_size, seed=seeds[2], workers=workers,
+            *fit_data, batch_size=self.batch_size, seed=seed, workers=workers,
             balanced=self.balanced_batches,
         )
         validation = None
@@ -441,15 +509,18 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
                 *val_data, batch_size=self.batch_size, seed=0, shuffle=False,
                 workers=workers,
             )
+        checkpoint_dir = self.checkpoint_dir
+        if checkpoint_dir is not None and index is not None:
+            checkpoint_dir = os.path.join(checkpoint_dir, f"network{index}")
         callbacks = _training.make_callbacks(
             self.callbacks,
             monitor="val_loss" if validation is not None else "loss",
             early_stopping=self.early_stopping,
             reduce_lr_on_plateau=self.reduce_lr_on_plateau,
-            checkpoint_dir=self.checkpoint_dir,
+            checkpoint_dir=checkpoint_dir,
         )
         with _training.fitting_quietly():
-            history = self.model_.fit(
+            history = network.fit(
                 train,
                 epochs=self.epochs,
                 validation_data=validation,
@@ -457,9 +528,7 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
                 shuffle=False,  # the training source shuffles itself, with our seed
                 verbose=self.verbose,
             )
-        for key, values in history.history.items():
-            self.history_.setdefault(key, []).extend(float(v) for v in values)
-        return self
+        return history.history
 
     def _split(self, X, target, weights, seed):
         """Hold out a stratified validation fraction when asked to."""
@@ -566,6 +635,8 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         data = state.pop("_model_keras_bytes", None)
         # files written before ``precision`` existed hold float32 networks
         state.setdefault("precision", "float32")
+        # ... and before ``n_networks`` existed, one network
+        state.setdefault("n_networks", 1)
         if data is not None:
             state.setdefault("precision_", "float32")
         super().__setstate__(state)

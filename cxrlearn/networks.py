@@ -13,8 +13,10 @@ from .utils import import_keras
 
 __all__ = [
     "AUGMENTATION_PRESETS",
+    "average_networks",
     "build_pneumonia_cnn",
     "default_conv_strides",
+    "member_networks",
     "minimum_input_size",
     "resolve_precision",
 ]
@@ -453,3 +455,82 @@ def build_pneumonia_cnn(
         "sigmoid" if n_out == 1 else "softmax", name="probabilities", dtype="float32"
     )(logits)
     return keras.Model(inputs, outputs, name="pneumonia_cnn")
+
+
+def average_networks(networks):
+    """One network whose logits are the mean of several networks' logits.
+
+    A seed ensemble as a single :class:`keras.Model`: each member keeps its
+    own weights (nested as ``"network0"``, ``"network1"``, ...), all read the
+    same input, and their ``"logits"`` layers are averaged by a layer of the
+    same name, followed by the members' output activation. Averaging log-odds
+    ranks images as averaging probabilities does to within noise (the
+    grouped cross-validation of ``docs/recipe.rst``), and the result is again
+    a network with a ``"logits"`` layer, so everything that reads one
+    (prediction, Grad-CAM, saving) works unchanged.
+
+    Parameters
+    ----------
+    networks : list of keras.Model
+        At least two networks from :func:`build_pneumonia_cnn` with the same
+        input shape and number of classes (trained or not). Their layers are
+        shared, not copied.
+
+    Returns
+    -------
+    model : keras.Model
+        Uncompiled; named ``"pneumonia_cnn_ensemble"``.
+
+    Examples
+    --------
+    >>> from cxrlearn.networks import average_networks, build_pneumonia_cnn
+    >>> nets = [build_pneumonia_cnn((16, 16, 1), 2, conv_filters=(4,), dense_units=(8,),
+    ...                             seed=s) for s in (0, 1)]
+    >>> model = average_networks(nets)
+    >>> [layer.name for layer in model.layers]
+    ['image', 'network0', 'network1', 'logits', 'probabilities']
+    """
+    keras = import_keras()
+    layers = keras.layers
+    networks = list(networks)
+    if len(networks) < 2:
+        raise ValueError(f"average_networks needs at least two networks, got {len(networks)}.")
+    shapes = {tuple(net.inputs[0].shape[1:]) for net in networks}
+    outs = {int(net.get_layer("logits").output.shape[-1]) for net in networks}
+    if len(shapes) > 1 or len(outs) > 1:
+        raise ValueError(
+            f"the networks differ in input shape {sorted(shapes)} or number of "
+            f"logits {sorted(outs)}; an ensemble needs them equal."
+        )
+    (n_out,) = outs
+    inputs = keras.Input(shape=next(iter(shapes)), name="image")
+    logits = [
+        keras.Model(net.inputs, net.get_layer("logits").output, name=f"network{i}")(inputs)
+        for i, net in enumerate(networks)
+    ]
+    mean = layers.Average(name="logits", dtype="float32")(logits)
+    outputs = layers.Activation(
+        "sigmoid" if n_out == 1 else "softmax", name="probabilities", dtype="float32"
+    )(mean)
+    return keras.Model(inputs, outputs, name="pneumonia_cnn_ensemble")
+
+
+def member_networks(model):
+    """The members of an :func:`average_networks` model, or ``[model]``.
+
+    Members are models from the image to their own ``"logits"``; a single
+    network is returned as it is.
+
+    Examples
+    --------
+    >>> from cxrlearn.networks import average_networks, build_pneumonia_cnn, member_networks
+    >>> nets = [build_pneumonia_cnn((16, 16, 1), 2, conv_filters=(4,), dense_units=(8,),
+    ...                             seed=s) for s in (0, 1)]
+    >>> [m.name for m in member_networks(average_networks(nets))]
+    ['network0', 'network1']
+    >>> member_networks(nets[0]) == [nets[0]]
+    True
+    """
+    members = [layer for layer in model.layers if layer.name.startswith("network")
+               and hasattr(layer, "layers")]
+    return members or [model]

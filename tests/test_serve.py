@@ -208,6 +208,7 @@ def test_health_model_and_openapi(client):
     assert model["input"]["height"] == SIZE and model["input"]["intensity"] == "equalize"
     assert model["model"]["parameters"]["conv_filters"] == [8, 16]
     assert model["model"]["training"]["epochs_trained"] == 2
+    assert model["model"]["training"]["networks"] == 1
     assert model["limits"]["max_files"] == 4
     assert model["limits"]["max_upload_bytes"] == 2 * 2**20
     assert "not a medical device" in model["disclaimer"]
@@ -261,6 +262,32 @@ def test_gradcam_overlay_on_request(client, pipe, data):
     np.testing.assert_allclose(view, np.round(X[0, :, :, 0] * 255), atol=1)
     heatmap = grad_cam(pipe, [path], target=result["label"])[0]
     np.testing.assert_allclose(shown, overlay(X[0], heatmap), atol=2)
+
+
+def test_a_seed_ensemble_is_served_and_explained(data, tmp_path):
+    from cxrlearn.explain import grad_cam, overlay
+
+    ensemble = Pipeline([
+        ("loader", ImageLoader(image_size=SIZE, color_mode="grayscale", intensity="equalize")),
+        ("cnn", small_cnn(epochs=2, n_networks=2)),
+    ]).fit(*data)
+    save_model(ensemble, tmp_path / "ensemble.skops")
+    paths = list(data[0][:3])
+    with TestClient(create_app(tmp_path / "ensemble.skops")) as c:
+        response = c.post("/predict?gradcam=true",
+                          files=_files(*[(Path(p).name, _read(p)) for p in paths]))
+        training = c.get("/model").json()["model"]["training"]
+    # epochs are counted per network, not over the ensemble's history
+    assert training["networks"] == 2 and training["epochs_trained"] == 2
+    assert response.status_code == 200
+    results = response.json()["results"]
+    proba = ensemble.predict_proba(paths)
+    X = ensemble.named_steps["loader"].transform(paths)
+    for result, path, row, x in zip(results, paths, proba, X):
+        np.testing.assert_allclose(list(result["probabilities"].values()), row, atol=1e-6)
+        shown = np.asarray(Image.open(io.BytesIO(base64.b64decode(result["gradcam_png"]))))
+        heatmap = grad_cam(ensemble, [path], target=result["label"])[0]
+        np.testing.assert_allclose(shown, overlay(x, heatmap), atol=2)
 
 
 # ------------------------------------------------------------- bad input

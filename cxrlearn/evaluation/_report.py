@@ -117,11 +117,14 @@ def _describe_model(model, point, threshold_info):
         ) + ")")
     else:
         chain.append(type(network).__name__)
-    history = getattr(network, "history_", None) or {}
+    history = dict(getattr(network, "history_", None) or {})
+    # a seed ensemble records the epochs of each network in turn (history_["network"])
+    networks = len(set(history.pop("network", []))) or 1
     training = {
         "classes": [_plain(c) for c in getattr(model, "classes_", [])],
         "input_shape": list(getattr(network, "input_shape_", []) or []) or None,
-        "epochs_trained": len(history.get("loss", [])) or None,
+        "networks": networks,
+        "epochs_trained": len(history.get("loss", [])) // networks or None,
         "last_epoch": {k: _num(v[-1]) for k, v in history.items() if v} or None,
         "training_images_per_class": getattr(network, "class_counts_", None)
         or "not recorded by the model",

@@ -94,11 +94,34 @@ def _plan(model):
 
 
 def _cam_model(cnn, layer):
-    """A Keras view of the network: (feature maps of ``layer``, logits)."""
+    """A Keras view of the network: (feature maps of ``layer``, logits).
+
+    For an ensemble (``n_networks > 1``) the view outputs the maps of
+    ``layer`` in every member, then the ensemble's (averaged) logits.
+    """
+    from ..networks import member_networks
     from ..utils import import_keras
 
     keras = import_keras()
     net = cnn.model_
+    members = member_networks(net)
+    if len(members) == 1:
+        return keras.Model(net.inputs, [_target_layer(keras, net, layer).output,
+                                        net.get_layer("logits").output])
+    inputs = keras.Input(shape=net.inputs[0].shape[1:], name="image")
+    maps, logits = [], []
+    for member in members:
+        view = keras.Model(member.inputs,
+                           [_target_layer(keras, member, layer).output, member.output])
+        m, z = view(inputs)
+        maps.append(m)
+        logits.append(z)
+    mean = keras.layers.Average(dtype="float32")(logits)
+    return keras.Model(inputs, [*maps, mean])
+
+
+def _target_layer(keras, net, layer):
+    """The layer of ``net`` whose feature maps Grad-CAM weighs."""
     convs = [lyr for lyr in net.layers if isinstance(lyr, keras.layers.Conv2D)]
     if layer is None:
         if not convs:
@@ -106,22 +129,21 @@ def _cam_model(cnn, layer):
                 "the network has no convolution layer (conv_filters=()); Grad-CAM "
                 "needs one."
             )
-        target_layer = convs[-1]
-    else:
-        try:
-            target_layer = net.get_layer(layer)
-        except ValueError:
-            raise ValueError(
-                f"no layer named {layer!r} in the network; its convolution layers "
-                f"are {[lyr.name for lyr in convs]}."
-            ) from None
-        if len(target_layer.output.shape) != 4:
-            raise ValueError(
-                f"layer {layer!r} outputs shape {tuple(target_layer.output.shape)}; "
-                "Grad-CAM needs a layer with (batch, height, width, channels) "
-                f"feature maps, e.g. one of {[lyr.name for lyr in convs]}."
-            )
-    return keras.Model(net.inputs, [target_layer.output, net.get_layer("logits").output])
+        return convs[-1]
+    try:
+        target_layer = net.get_layer(layer)
+    except ValueError:
+        raise ValueError(
+            f"no layer named {layer!r} in the network; its convolution layers "
+            f"are {[lyr.name for lyr in convs]}."
+        ) from None
+    if len(target_layer.output.shape) != 4:
+        raise ValueError(
+            f"layer {layer!r} outputs shape {tuple(target_layer.output.shape)}; "
+            "Grad-CAM needs a layer with (batch, height, width, channels) "
+            f"feature maps, e.g. one of {[lyr.name for lyr in convs]}."
+        )
+    return target_layer
 
 
 def _class_indices(cnn, labels):
@@ -190,7 +212,9 @@ def _heatmaps(cam_model, X, class_index, *, binary, batch_size):
         xb = X.load(slice(start, stop)) if lazy else X[start:stop]
         xb = tf.convert_to_tensor(np.asarray(xb, dtype=np.float32))
         with tf.GradientTape() as tape:
-            maps, logits = cam_model(xb, training=False)
+            # one network: (maps, logits); an ensemble: each member's maps, then
+            # the averaged logits, whose gradient weighs every member's maps
+            *maps, logits = cam_model(xb, training=False)
             if class_index is None:  # the network's own prediction
                 if binary:
                     idx = tf.cast(logits[:, 0] > 0, tf.int32)
@@ -205,8 +229,10 @@ def _heatmaps(cam_model, X, class_index, *, binary, batch_size):
         # Images are independent (inference mode), so the gradient of the
         # sum is each image's own gradient.
         grads = tape.gradient(score, maps)
-        alpha = tf.reduce_mean(grads, axis=(1, 2))  # (b, k)
-        cam = tf.nn.relu(tf.einsum("bhwk,bk->bhw", maps, alpha))
+        cam = 0.0
+        for member_maps, member_grads in zip(maps, grads):
+            alpha = tf.reduce_mean(member_grads, axis=(1, 2))  # (b, k)
+            cam += tf.nn.relu(tf.einsum("bhwk,bk->bhw", member_maps, alpha))
         cam = tf.image.resize(cam[..., tf.newaxis], (height, width), method="bilinear")
         out[start:stop] = cam.numpy()[..., 0]
     peak = out.max(axis=(1, 2), keepdims=True)
@@ -263,6 +289,10 @@ def grad_cam(model, X, *, target=None, layer=None, batch_size=32):
         ``None`` takes the last ``Conv2D`` layer. With ``batch_norm=True``
         that layer's output precedes the normalisation and activation;
         ``layer="actN"`` takes the activated maps.
+        For a seed ensemble (``PneumoniaCNN(n_networks=2)`` ...) the layer of
+        that name in every network is weighted by the gradient of the
+        ensemble's averaged logit, and the members' maps are summed before
+        the division by the maximum.
     batch_size : int, default=32
         Images per forward and backward pass. The maps do not depend on it
         beyond float rounding (TensorFlow's kernels may sum in another
