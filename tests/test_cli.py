@@ -718,3 +718,27 @@ def test_data_options_errors(argv, message, folder, tmp_path, capsys, monkeypatc
         argv = [str(folder), *argv]
     assert main(["train", *argv, "--out", "m.skops"]) == 1
     assert message in capsys.readouterr().err
+
+
+def test_train_a_seed_ensemble(folder, tmp_path, capsys):
+    from cxrlearn.networks import member_networks
+
+    out = tmp_path / "m.skops"
+    assert main(["train", str(folder / "train"), "--out", str(out), *FAST,
+                 "--networks", "2"]) == 0
+    err = capsys.readouterr().err
+    # each network's epochs are named on their progress lines
+    assert "network 1/2 epoch 1/1: loss" in err and "network 2/2 epoch 1/1: loss" in err
+    cnn = load_model(out).named_steps["cnn"]
+    assert cnn.n_networks == 2
+    assert [m.name for m in member_networks(cnn.model_)] == ["network0", "network1"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--networks", "0"], "--networks must be at least 1"),
+    (["tune", "--param", "cnn__n_networks=1,2"], "not a grid parameter"),
+])
+def test_bad_networks_option(folder, tmp_path, capsys, argv, message):
+    command, *rest = argv
+    assert main([command, str(folder), "--out", str(tmp_path / "m.skops"), *rest]) == 1
+    assert message in capsys.readouterr().err

@@ -93,10 +93,11 @@ def load_folder(root, *, label_mode="folder"):
     return np.asarray(paths, dtype=object), np.asarray(labels)
 
 
-def add_model_arguments(parser, *, epochs=None):
+def add_model_arguments(parser, *, epochs=None, networks=1):
     """Options that configure the loader and the network.
 
-    ``epochs`` is the command's default for ``--epochs`` (None: PneumoniaCNN's).
+    ``epochs`` is the command's default for ``--epochs`` (None: PneumoniaCNN's),
+    ``networks`` its default for ``--networks``.
     """
     group = parser.add_argument_group("model")
     d = CNN_DEFAULTS
@@ -108,6 +109,10 @@ def add_model_arguments(parser, *, epochs=None):
                        help="per-image intensity normalisation (default: %(default)s)")
     group.add_argument("--epochs", type=int, default=epochs,
                        help=f"training epochs (default: {epochs or d['epochs']})")
+    group.add_argument("--networks", type=int, default=networks, metavar="N",
+                       help="train N networks from different seeds and average them (a "
+                       "seed ensemble: N times the training and prediction time; "
+                       "default: %(default)s)")
     group.add_argument("--batch-size", type=int, default=None,
                        help=f"images per step (default: {d['batch_size']})")
     group.add_argument("--learning-rate", type=float, default=None,
@@ -192,6 +197,8 @@ def make_pipeline(args):
 
     if args.image_size < 1:
         raise CLIError(f"--image-size must be positive, got {args.image_size}")
+    if args.networks < 1:
+        raise CLIError(f"--networks must be at least 1, got {args.networks}")
     loader = ImageLoader(
         image_size=(args.image_size, args.image_size),
         color_mode=args.color_mode,
@@ -205,6 +212,7 @@ def make_pipeline(args):
                        n_jobs=args.n_jobs if args.stream else None)
     overrides = {
         "epochs": args.epochs,
+        "n_networks": args.networks,
         "batch_size": args.batch_size,
         "activation": args.activation,
         "dropout": args.dropout,

@@ -164,11 +164,16 @@ def prime_decode_cache(loader, paths, display, *, desc="decoding"):
 
 
 class _FitCounter:
-    """Names each fit of a run: ``training``, or candidate and fold of a search."""
+    """Names each fit of a run: ``training``, or candidate and fold of a search.
 
-    def __init__(self, n_candidates=None, n_folds=None):
+    Counts Keras fits: an estimator with ``n_networks`` networks (a seed
+    ensemble) makes ``networks`` of them, one per network.
+    """
+
+    def __init__(self, n_candidates=None, n_folds=None, networks=1):
         self.n_candidates = n_candidates
         self.n_folds = n_folds
+        self.networks = networks
         self.index = -1
 
     def start(self):
@@ -181,17 +186,23 @@ class _FitCounter:
     @property
     def candidate_fold(self):
         """(candidate, fold), 0-based; fold None for the final refit."""
-        if self.index >= self.n_candidates * self.n_folds:
+        fit = self.index // self.networks
+        if fit >= self.n_candidates * self.n_folds:
             return None, None
-        return divmod(self.index, self.n_folds)
+        return divmod(fit, self.n_folds)
 
     def label(self):
+        network = ""
+        if self.networks > 1:
+            network = f"network {self.index % self.networks + 1}/{self.networks}"
         if not self.in_search:
-            return ""
+            return network
         candidate, fold = self.candidate_fold
         if candidate is None:
-            return "refit on all images"
-        return f"candidate {candidate + 1}/{self.n_candidates} fold {fold + 1}/{self.n_folds}"
+            text = "refit on all images"
+        else:
+            text = f"candidate {candidate + 1}/{self.n_candidates} fold {fold + 1}/{self.n_folds}"
+        return f"{text} {network}" if network else text
 
 
 @functools.cache
@@ -266,7 +277,7 @@ def _fit_progress_class():
     return FitProgress
 
 
-def fit_progress(display, *, n_candidates=None, n_folds=None, best=None):
+def fit_progress(display, *, n_candidates=None, n_folds=None, best=None, networks=1):
     """The Keras callback that shows a run's training progress.
 
     Parameters
@@ -278,6 +289,9 @@ def fit_progress(display, *, n_candidates=None, n_folds=None, best=None):
         fold, then the refit); None for a single training run.
     best : callable or None
         Returns the "best so far" text shown on the bar.
+    networks : int, default=1
+        Networks per fit (``PneumoniaCNN(n_networks=...)``): each is named
+        on its bar or lines.
 
     Returns
     -------
@@ -286,7 +300,7 @@ def fit_progress(display, *, n_candidates=None, n_folds=None, best=None):
         :class:`ScoreRecorder`. Without bars, a single run prints one line
         per epoch and a search none (its scorer prints one per fit).
     """
-    counter = _FitCounter(n_candidates, n_folds)
+    counter = _FitCounter(n_candidates, n_folds, networks)
     return _fit_progress_class()(display, counter, epoch_lines=not counter.in_search,
                                  best=best)
 

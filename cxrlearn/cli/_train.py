@@ -34,6 +34,12 @@ from ._progress import (
 )
 
 
+#: Networks ``cxrlearn train`` averages unless told (``--networks``): a seed
+#: ensemble of two ranked patients nobody tuned on better than one network,
+#: and a third added nothing measurable (docs/recipe.rst, "Seed ensembles").
+TRAIN_NETWORKS = 2
+
+
 def add_train_parser(sub):
     parser = sub.add_parser(
         "train",
@@ -48,7 +54,7 @@ def add_train_parser(sub):
                         help="without a val folder: hold out this fraction of the images, "
                         "whole patients at a time, for the validation report (the model "
                         "is trained on the rest)")
-    add_model_arguments(parser)
+    add_model_arguments(parser, networks=TRAIN_NETWORKS)
     add_progress_argument(parser)
     parser.set_defaults(run=run_train)
 
@@ -64,7 +70,7 @@ def fit_pipeline(pipe, paths, labels, display, *, source=None):
     with suggest_check(source):
         loader.fit(paths, labels)
         images = decode_images(loader, paths, display)
-    cnn.set_params(callbacks=[fit_progress(display)])  # (imports TensorFlow)
+    cnn.set_params(callbacks=[fit_progress(display, networks=cnn.n_networks)])  # (imports TF)
     try:
         cnn.fit(images, labels)
     finally:
@@ -198,6 +204,9 @@ def run_tune(args):
     if unknown:
         raise CLIError(f"unknown parameters {unknown}; e.g. cnn__activation, cnn__dropout, "
                        "cnn__class_weight, cnn__balanced_batches, loader__image_size")
+    if "cnn__n_networks" in grid:
+        raise CLIError("the ensemble size is not a grid parameter: give --networks N, "
+                       "and compare sizes by tuning each in its own run")
     scoring = "roc_auc" if len(np.unique(labels)) == 2 else "roc_auc_ovr"
     n_candidates = int(np.prod([len(values) for values in grid.values()]))
     status(f"grid search: {n_candidates} candidates x {args.cv} folds = "
@@ -221,7 +230,8 @@ def run_tune(args):
                 pipe.set_params(loader__memory=cache)
             with suggest_check(source):
                 prime_decode_cache(pipe[0], paths, display)
-            callback = fit_progress(display, n_candidates=n_candidates, n_folds=args.cv)
+            callback = fit_progress(display, n_candidates=n_candidates, n_folds=args.cv,
+                                    networks=args.networks)
             scorer = ScoreRecorder(get_scorer(scoring), scoring, callback)
             callback.best = scorer.best_text
             pipe.set_params(cnn__callbacks=[callback])
@@ -306,8 +316,9 @@ def _tune_on_cluster(args, pipe, grid, scoring, paths, labels, groups, display, 
             fits.close()  # the refit's bar
         else:
             callback = fit_progress(display, n_candidates=len(candidates),
-                                    n_folds=len(splits))
-            callback.counter.index = n_fits - 1  # the next fit is the refit
+                                    n_folds=len(splits), networks=args.networks)
+            # the next network fit is the refit's first
+            callback.counter.index = n_fits * args.networks - 1
             callback.best = fits.best_text
             best.set_params(cnn__callbacks=[callback])
             try:
