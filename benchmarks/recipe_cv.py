@@ -59,7 +59,7 @@ def run(name, params, data, folds, seed, cache):
     paths, labels, groups = load_all(data)
     proba, pred, _, seconds = cross_validate(
         paths, labels, groups, data, work, folds, params={"cnn__verbose": 2, **params},
-        random_state=seed, cache=cache,
+        random_state=seed, cache=cache, save_models=True,
     )
     np.savez(work / "oof.npz", proba=proba, pred=pred.astype(str), labels=labels.astype(str),
              groups=groups.astype(str))

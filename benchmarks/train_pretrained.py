@@ -57,7 +57,7 @@ def load_all(data):
 
 
 def cross_validate(paths, labels, groups, data, work, n_splits, *, params=None,
-                   random_state=0, cache=None):
+                   random_state=0, cache=None, save_models=False):
     """Out-of-fold predictions of the default recipe by patient-grouped CV.
 
     ``StratifiedGroupKFold(n_splits, shuffle=True, random_state=0)``: the same
@@ -66,7 +66,9 @@ def cross_validate(paths, labels, groups, data, work, n_splits, *, params=None,
     ``fold{k}.npz``; a re-run resumes from them. ``params`` are pipeline
     parameters set on top of :func:`default_pipeline`; with a ``cache``
     folder the images are decoded into it first, so the fit time is
-    training only. Returns the probabilities of PNEUMONIA, the labels, the
+    training only. With ``save_models`` each fold's fitted pipeline is also
+    saved, network only, as ``fold{k}.skops`` (for predict-time analyses such
+    as test-time augmentation without training again). Returns the probabilities of PNEUMONIA, the labels, the
     fold of each image and each fold's fit seconds.
     """
     from sklearn.model_selection import StratifiedGroupKFold
@@ -97,6 +99,10 @@ def cross_validate(paths, labels, groups, data, work, n_splits, *, params=None,
         pred[test] = pipe.predict(paths[test])
         np.savez(saved, test=test, proba=proba[test], pred=pred[test].astype(str),
                  seconds=fit_s)
+        if save_models:
+            from cxrlearn.io import save_model
+
+            save_model(pipe, work / f"fold{k}.skops", include_optimizer=False)
         seconds.append(fit_s)
         print(f"[{work.name}] fold {k}: {len(train)} train / {len(test)} held out, "
               f"fit {fit_s:.0f} s", flush=True)

@@ -1,0 +1,173 @@
+"""Predict-time levers on finished grouped-CV runs, without training again.
+
+    python benchmarks/recipe_posthoc.py ensemble NAME NAME [...]
+    python benchmarks/recipe_posthoc.py tta NAME [--shift 6] [--zoom 0.06]
+    python benchmarks/recipe_posthoc.py folds NAME
+
+The runs are those of ``benchmarks/recipe_cv.py`` (same patient-grouped
+folds, so every comparison is paired image by image):
+
+``ensemble``
+    Averages the held-out probabilities of several finished runs (e.g. the
+    same recipe with seeds 0 and 1: a seed ensemble, what averaging the
+    members' ``predict_proba`` gives) and scores the average at 0.5, against
+    the first run (paired bootstrap over patients).
+``tta``
+    Test-time augmentation: loads each fold's saved pipeline
+    (``fold{k}.skops``), decodes its held-out images once, and averages the
+    probabilities of the image and of slightly shifted and zoomed copies
+    (no flips: chest anatomy is not left-right symmetric). Scored against the
+    plain predictions of the same models.
+``folds``
+    The ROC-AUC of each fold's model on its own held-out patients, beside the
+    pooled figure (pooling mixes three models' calibrations, so it is the
+    more conservative of the two).
+
+Each prints JSON: figures with 95% intervals (bootstrap over patients) and
+the paired differences with p-values.
+"""
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from recipe_cv import WORK  # noqa: E402
+from train_pretrained import DEFAULT_DATA, card_figures, load_all  # noqa: E402
+
+POS = "PNEUMONIA"
+
+
+def _load_run(name):
+    f = np.load(WORK / name / "oof.npz", allow_pickle=False)
+    return {k: f[k] for k in f.files}
+
+
+def _paired(labels, groups, proba_a, pred_a, proba_b, pred_b):
+    from cxrlearn.evaluation import paired_bootstrap
+
+    y = labels == POS
+    diff = paired_bootstrap(y, proba_a, proba_b, y_pred_a=pred_a, y_pred_b=pred_b,
+                            pos_label=True, groups=groups, n_resamples=2000, random_state=0)
+    return {name: {"estimate": round(float(i.estimate), 5), "low": round(float(i.low), 5),
+                   "high": round(float(i.high), 5), "p_value": round(float(diff.pvalues[name]), 4)}
+            for name, i in diff.intervals.items()
+            if name in ("roc_auc", "accuracy", "sensitivity", "specificity")}
+
+
+def _short(figures):
+    return {k: [round(v["estimate"], 5), round(v["low"], 5), round(v["high"], 5)]
+            for k, v in figures.items()
+            if k in ("roc_auc", "accuracy", "sensitivity", "specificity", "roc_auc_delong")}
+
+
+def ensemble(names):
+    runs = [_load_run(n) for n in names]
+    labels, groups = runs[0]["labels"], runs[0]["groups"]
+    for r in runs[1:]:
+        assert np.array_equal(r["labels"], labels) and np.array_equal(r["groups"], groups)
+    proba = np.mean([r["proba"] for r in runs], axis=0)
+    pred = np.where(proba >= 0.5, POS, "NORMAL")
+    first_pred = runs[0]["pred"] == POS
+    return {
+        "ensemble": names,
+        "figures": _short(card_figures(labels, proba, pred, groups)),
+        "members": {n: _short(card_figures(labels, r["proba"], r["pred"], groups))
+                    for n, r in zip(names, runs)},
+        "difference_to_first": _paired(labels, groups, proba, pred == POS,
+                                       runs[0]["proba"], first_pred),
+    }
+
+
+def _folds(labels, groups):
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    cv = StratifiedGroupKFold(3, shuffle=True, random_state=0)
+    return list(cv.split(labels, labels, groups))
+
+
+def _views(X, shift, zoom):
+    """The image and its shifted / zoomed copies (no flips)."""
+    import tensorflow as tf
+
+    views = [X]
+    h, w = X.shape[1:3]
+    for dy, dx in ((shift, 0), (-shift, 0), (0, shift), (0, -shift)):
+        views.append(np.asarray(tf.roll(X, shift=(dy, dx), axis=(1, 2))))
+    if zoom:
+        size = (round(h * (1 + zoom)), round(w * (1 + zoom)))
+        big = tf.image.resize(X.astype("float32"), size, method="bilinear")
+        views.append(np.asarray(tf.image.resize_with_crop_or_pad(big, h, w)).astype(X.dtype))
+    return views
+
+
+def tta(name, data, shift, zoom):
+    from cxrlearn.io import load_model
+
+    run = _load_run(name)
+    labels, groups = run["labels"], run["groups"]
+    paths, labels_again, _ = load_all(data)
+    assert np.array_equal(labels_again.astype(str), labels)
+    plain = np.full(len(labels), np.nan)
+    aug = np.full(len(labels), np.nan)
+    for k, (_, test) in enumerate(_folds(labels, groups)):
+        pipe = load_model(WORK / name / f"fold{k}.skops")
+        pipe.set_params(loader__memory=str(WORK / "decode-cache"))
+        X = pipe[:-1].transform(paths[test])
+        cnn = pipe[-1]
+        views = _views(X, shift, zoom)
+        probas = [cnn.predict_proba(v)[:, 1] for v in views]
+        plain[test] = probas[0]
+        aug[test] = np.mean(probas, axis=0)
+        print(f"[{name}] fold {k}: {len(test)} images x {len(views)} views", flush=True)
+    assert np.allclose(plain, run["proba"], atol=1e-5), "saved models do not match the run"
+    pred_aug = aug >= 0.5
+    return {
+        "tta": name, "shift": shift, "zoom": zoom,
+        "figures": _short(card_figures(labels, aug, np.where(pred_aug, POS, "NORMAL"), groups)),
+        "plain": _short(card_figures(labels, plain, run["pred"], groups)),
+        "difference_to_plain": _paired(labels, groups, aug, pred_aug, plain, run["pred"] == POS),
+    }
+
+
+def folds(name):
+    from sklearn.metrics import roc_auc_score
+
+    run = _load_run(name)
+    labels, groups = run["labels"], run["groups"]
+    y = labels == POS
+    per_fold = [round(float(roc_auc_score(y[test], run["proba"][test])), 5)
+                for _, test in _folds(labels, groups)]
+    return {"run": name, "pooled_roc_auc": round(float(roc_auc_score(y, run["proba"])), 5),
+            "per_fold_roc_auc": per_fold, "mean_of_folds": round(float(np.mean(per_fold)), 5)}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    e = sub.add_parser("ensemble")
+    e.add_argument("names", nargs="+")
+    t = sub.add_parser("tta")
+    t.add_argument("name")
+    t.add_argument("--shift", type=int, default=6, help="pixels, each of 4 directions")
+    t.add_argument("--zoom", type=float, default=0.06, help="0 for none")
+    t.add_argument("--data", default=str(DEFAULT_DATA))
+    f = sub.add_parser("folds")
+    f.add_argument("name")
+    args = parser.parse_args(argv)
+    if args.what == "ensemble":
+        out = ensemble(args.names)
+    elif args.what == "tta":
+        out = tta(args.name, args.data, args.shift, args.zoom)
+    else:
+        out = folds(args.name)
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    main()
