@@ -176,9 +176,10 @@ def main(argv=None):
             "n_patients": int(len(np.unique(groups))),
         },
         "recipe": "cxrlearn train defaults: ImageLoader(176 px, grayscale, "
-                  "intensity='equalize'), PneumoniaCNN() (study network, one 256-unit "
-                  "dense layer, dropout 0.5, ReLU, balanced batches, 10 epochs, cosine "
-                  f"learning rate, precision='auto', here {pipe[-1].precision_!r}), "
+                  f"intensity='equalize'), PneumoniaCNN(n_networks={pipe[-1].n_networks}) "
+                  "(a seed ensemble of the study network, one 256-unit dense layer, "
+                  "dropout 0.5, ReLU, balanced batches, 10 epochs, cosine learning rate, "
+                  f"precision='auto', here {pipe[-1].precision_!r}; logits averaged), "
                   "random_state=0",
         "cross_validation": {
             "scheme": f"StratifiedGroupKFold({args.folds}, shuffle=True, random_state=0) "

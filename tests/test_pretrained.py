@@ -46,6 +46,12 @@ def test_loaded_model_is_a_fitted_path_pipeline(model):
     assert list(model.named_steps) == ["loader", "cnn"]
     assert model.named_steps["loader"].memory is None
     assert getattr(model.named_steps["cnn"].model_, "optimizer", None) is None
+    # the default recipe of cxrlearn train: a seed ensemble of two networks
+    from cxrlearn.cli._train import TRAIN_NETWORKS
+    from cxrlearn.networks import member_networks
+
+    cnn = model.named_steps["cnn"]
+    assert cnn.n_networks == TRAIN_NETWORKS == len(member_networks(cnn.model_)) == 2
 
 
 def test_model_card_says_what_a_user_must_know():
