@@ -393,7 +393,10 @@ def test_sigterm_leaves_previous_model_and_no_temporary_files(folder, tmp_path):
     out_dir.mkdir(), tmp_dir.mkdir()
     out = out_dir / "model.skops"
     out.write_bytes(b"previous model")
-    env = {**os.environ, "TMPDIR": str(tmp_dir), "PYTHONUNBUFFERED": "1"}
+    # PYTHONFAULTHANDLER: should the process ever crash instead of exiting (one
+    # run in about a hundred ended with SIGSEGV), the failure shows where
+    env = {**os.environ, "TMPDIR": str(tmp_dir), "PYTHONUNBUFFERED": "1",
+           "PYTHONFAULTHANDLER": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "cxrlearn.cli", "train", str(folder), "--out", str(out),
          "--epochs", "50", "--batch-size", "4"],
