@@ -83,11 +83,19 @@ def ensemble(names):
     }
 
 
-def _folds(labels, groups):
-    from sklearn.model_selection import StratifiedGroupKFold
+def _fold_tests(name):
+    """The held-out rows of each fold of a finished run, as ``recipe_cv`` saved them.
 
-    cv = StratifiedGroupKFold(3, shuffle=True, random_state=0)
-    return list(cv.split(labels, labels, groups))
+    Read from its ``fold{k}.npz`` files rather than split again, so a run
+    with any number of folds is scored on the folds it was trained on.
+    """
+    tests, k = [], 0
+    while (WORK / name / f"fold{k}.npz").exists():
+        tests.append(np.load(WORK / name / f"fold{k}.npz", allow_pickle=False)["test"])
+        k += 1
+    if not tests:
+        raise SystemExit(f"no folds saved for run {name!r} under {WORK / name}")
+    return tests
 
 
 def _views(X, shift, zoom):
@@ -114,7 +122,7 @@ def tta(name, data, shift, zoom):
     assert np.array_equal(labels_again.astype(str), labels)
     plain = np.full(len(labels), np.nan)
     aug = np.full(len(labels), np.nan)
-    for k, (_, test) in enumerate(_folds(labels, groups)):
+    for k, test in enumerate(_fold_tests(name)):
         pipe = load_model(WORK / name / f"fold{k}.skops")
         pipe.set_params(loader__memory=str(WORK / "decode-cache"))
         X = pipe[:-1].transform(paths[test])
@@ -141,7 +149,7 @@ def folds(name):
     labels, groups = run["labels"], run["groups"]
     y = labels == POS
     per_fold = [round(float(roc_auc_score(y[test], run["proba"][test])), 5)
-                for _, test in _folds(labels, groups)]
+                for test in _fold_tests(name)]
     return {"run": name, "pooled_roc_auc": round(float(roc_auc_score(y, run["proba"])), 5),
             "per_fold_roc_auc": per_fold, "mean_of_folds": round(float(np.mean(per_fold)), 5)}
 
