@@ -17,6 +17,7 @@ from sklearn.utils.validation import (
 )
 
 from ._training import is_lazy as _is_lazy
+from .utils._fingerprints import image_fingerprints
 from .utils._threads import limit_tf_threads_to_worker_share
 from .networks import PRECISIONS
 
@@ -81,6 +82,14 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         multiplies the loss of each class. ``False`` shuffles the data as
         they are and leaves the balancing to ``class_weight`` (``False``
         with ``class_weight=None`` does not balance at all).
+    label_smoothing : float, default=0.0
+        Trains towards targets ``label_smoothing / 2`` and
+        ``1 - label_smoothing / 2`` instead of 0 and 1 (Keras's binary
+        cross-entropy ``label_smoothing``), which keeps the network's logits
+        from growing without bound on images it already classifies. Two
+        classes only: Keras's sparse categorical cross-entropy has no label
+        smoothing, so a fit on three classes with a non-zero value raises a
+        ``ValueError``.
     epochs : int, default=10
         Number of passes over the training data.
     n_networks : int, default=1
@@ -167,6 +176,12 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         ...), extended by warm-started fits. With ``n_networks > 1`` the
         epochs of network 0, then of network 1, ..., and a ``"network"``
         entry gives each epoch's network.
+    training_fingerprints_ : ndarray of uint64 or None
+        Sorted 8-byte digests of the training images as the network saw
+        them (:func:`cxrlearn.utils.image_fingerprints`), for
+        :meth:`trained_on`; ``None`` after a fit on streamed
+        :class:`cxrlearn.LazyImages` and in files saved before cxrlearn
+        kept them. Warm-started fits add theirs.
     n_features_in_ : int
         Second dimension of the training data (the image height for images).
 
@@ -206,6 +221,7 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         "augmentation": [None, str, dict],
         "class_weight": [None, StrOptions({"balanced"}), dict],
         "balanced_batches": ["boolean"],
+        "label_smoothing": [Interval(numbers.Real, 0, 1, closed="left")],
         "epochs": [Interval(numbers.Integral, 1, None, closed="left")],
         "n_networks": [Interval(numbers.Integral, 1, None, closed="left")],
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
@@ -235,6 +251,7 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         augmentation=None,
         class_weight="balanced",
         balanced_batches=True,
+        label_smoothing=0.0,
         epochs=10,
         n_networks=1,
         batch_size=32,
@@ -260,6 +277,7 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         self.augmentation = augmentation
         self.class_weight = class_weight
         self.balanced_batches = balanced_batches
+        self.label_smoothing = label_smoothing
         self.epochs = epochs
         self.n_networks = n_networks
         self.batch_size = batch_size
@@ -405,8 +423,15 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
             self._check_can_continue()
         X, y = self._validate_X_y(X, y, reset=not continuing)
         y_enc = self._encode_y(y, refit=not continuing)
+        if self.label_smoothing and len(self.classes_) > 2:
+            raise ValueError(
+                f"label_smoothing={self.label_smoothing} needs two classes; y has "
+                f"{len(self.classes_)} and Keras's sparse categorical cross-entropy has "
+                "no label smoothing. Use label_smoothing=0."
+            )
         if continuing:
             self._check_input_shape(X)
+        fingerprints = None if _is_lazy(X) else image_fingerprints(X)
         weights = self._sample_weight(y_enc, sample_weight, len(y_enc))
         rng = check_random_state(self.random_state)
         seeds = rng.randint(0, 2**31 - 1, size=3)
@@ -449,7 +474,17 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
             self._logits_model = _training.logits_model(self.model_)
             # its graph function, traced on first use and reused by every prediction
             self._inference = _training.inference_function(self._logits_model)
+        self.training_fingerprints_ = self._seen_fingerprints(fingerprints, continuing)
         return self
+
+    def _seen_fingerprints(self, fingerprints, continuing):
+        """This fit's image digests, with those of the fits it continues."""
+        if fingerprints is None:
+            return None
+        if not continuing:
+            return np.unique(fingerprints)
+        previous = getattr(self, "training_fingerprints_", None)
+        return None if previous is None else np.union1d(previous, fingerprints)
 
     def _check_can_continue(self):
         """``warm_start`` continues one compiled network, nothing else."""
@@ -487,6 +522,7 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
             learning_rate=self.learning_rate,
             lr_schedule=self.lr_schedule,
             decay_steps=self.epochs * -(-n_fit // self.batch_size),
+            label_smoothing=self.label_smoothing,
         )
 
     def _train(self, network, fit_data, val_data, seed, index):
@@ -619,6 +655,53 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         proba = self.predict_proba(X)
         return self.classes_[np.argmax(proba, axis=1)]
 
+    def trained_on(self, X):
+        """Which images the network was trained on.
+
+        Scoring a model on its own training images, or choosing its
+        threshold on them, flatters it without any error; ``cxrlearn
+        evaluate``, ``report`` and ``threshold`` call this to say so.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, height, width[, channels])
+            Decoded images, as for :meth:`predict` (e.g. from
+            :class:`cxrlearn.ImageLoader`: the same files decoded by the same
+            loader give the same pixels).
+
+        Returns
+        -------
+        mask : ndarray of shape (n_samples,), dtype bool
+            True where an image has the pixels of a training image.
+
+        Raises
+        ------
+        ValueError
+            When the digests were not recorded (see
+            ``training_fingerprints_``), or X is a lazy image source.
+
+        Examples
+        --------
+        >>> from cxrlearn import PneumoniaCNN
+        >>> from cxrlearn.datasets import make_synthetic_xrays
+        >>> X, y = make_synthetic_xrays(30, image_size=16, random_state=0)
+        >>> clf = PneumoniaCNN(conv_filters=(), dense_units=(4,), epochs=1,
+        ...                    random_state=0).fit(X[:20].reshape(20, -1), y[:20])
+        >>> clf.trained_on(X[15:25].reshape(10, -1)).tolist()
+        [True, True, True, True, True, False, False, False, False, False]
+        """
+        check_is_fitted(self)
+        if getattr(self, "training_fingerprints_", None) is None:
+            raise ValueError(
+                "this model does not know its training images: it was trained on "
+                "streamed images (LazyImages) or saved by a cxrlearn older than "
+                "training_fingerprints_"
+            )
+        if _is_lazy(X):
+            raise ValueError("trained_on needs decoded images, not a lazy image source")
+        X, _ = self._validate_X_y(X, None, reset=False)
+        return np.isin(image_fingerprints(X), self.training_fingerprints_)
+
     # ----------------------------------------------------------- persistence
     def __getstate__(self):
         state = dict(super().__getstate__())  # object.__getstate__ returns __dict__ itself
@@ -637,6 +720,10 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         state.setdefault("precision", "float32")
         # ... and before ``n_networks`` existed, one network
         state.setdefault("n_networks", 1)
+        # ... and before ``label_smoothing`` existed, none
+        state.setdefault("label_smoothing", 0.0)
+        if data is not None:  # a fitted model that may predate the fingerprints
+            state.setdefault("training_fingerprints_", None)
         if data is not None:
             state.setdefault("precision_", "float32")
         super().__setstate__(state)

@@ -317,10 +317,12 @@ def predict_logits(logits_model, X, *, batch_size, inference=None):
 
 
 def compile_model(model, *, n_classes, optimizer, learning_rate, lr_schedule="constant",
-                  decay_steps=None):
+                  decay_steps=None, label_smoothing=0.0):
     """Compile ``model`` with the loss that matches its output layer.
 
-    ``lr_schedule="cosine"`` decays the rate to 1% over ``decay_steps``.
+    ``lr_schedule="cosine"`` decays the rate to 1% over ``decay_steps``;
+    ``label_smoothing`` (two classes only) is Keras's binary cross-entropy
+    option of that name.
     """
     keras = import_keras()
     if lr_schedule == "cosine":
@@ -333,7 +335,12 @@ def compile_model(model, *, n_classes, optimizer, learning_rate, lr_schedule="co
         )
     else:  # a Keras optimizer instance: use a fresh copy of its configuration
         opt = optimizer.__class__.from_config(optimizer.get_config())
-    loss = "binary_crossentropy" if n_classes == 2 else "sparse_categorical_crossentropy"
+    if n_classes == 2:
+        loss = keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing)
+    elif label_smoothing:
+        raise ValueError("label smoothing needs two classes")
+    else:
+        loss = "sparse_categorical_crossentropy"
     model.compile(optimizer=opt, loss=loss, weighted_metrics=[])
     # The optimizer's state (Adam's two moments per weight) is made here, eagerly.
     # Made lazily inside the first traced training step instead, each slot's

@@ -230,6 +230,39 @@ def test_warm_start_unseen_label(xrays):
         clf.fit(X[:3], ["NORMAL", "PNEUMONIA", "COVID"])
 
 
+# -------------------------------------------------------- label smoothing
+def test_label_smoothing_moves_the_targets_to_a_quarter_and_three_quarters():
+    # smoothed targets 0.25 / 0.75: the cross-entropy is least there, so a
+    # network that separates its training images stops at those probabilities
+    # instead of pushing them to 0 and 1
+    rng = np.random.default_rng(0)
+    X = rng.random((80, 64)).astype("float32")
+    y = np.array(["NORMAL", "PNEUMONIA"] * 40)
+    X[y == "PNEUMONIA"] += 0.3
+    params = dict(conv_filters=(), dense_units=(16,), dropout=0.0, epochs=60,
+                  learning_rate=0.01, random_state=0)
+    plain = PneumoniaCNN(**params).fit(X, y).predict_proba(X)[:, 1]
+    smooth = PneumoniaCNN(**params, label_smoothing=0.5).fit(X, y).predict_proba(X)[:, 1]
+    assert np.abs(plain - 0.5).mean() > 0.45
+    assert abs(np.abs(smooth - 0.5).mean() - 0.25) < 0.03
+    assert np.abs(smooth - 0.5).max() < 0.3
+    positive = y == "PNEUMONIA"
+    assert smooth[positive].min() > smooth[~positive].max()  # still separated
+
+
+def test_label_smoothing_needs_two_classes(xrays):
+    X, _ = xrays
+    y = np.array(["NORMAL", "BACTERIA", "VIRUS"] * 40)
+    with pytest.raises(ValueError, match="label_smoothing=0.1 needs two classes"):
+        small_cnn(label_smoothing=0.1).fit(X, y)
+
+
+def test_label_smoothing_is_validated(xrays):
+    X, y = xrays
+    with pytest.raises(InvalidParameterError, match="label_smoothing"):
+        small_cnn(label_smoothing=1.0).fit(X[:10], y[:10])
+
+
 # -------------------------------------------------------------- weighting
 def test_class_weight_shifts_predictions(xrays):
     X, y = xrays
