@@ -124,6 +124,34 @@ def test_report_data_section_names_unreadable_files(report):
     assert report["settings"]["resampled"] == "patients"
 
 
+def test_report_says_the_model_was_trained_on_these_images(report):
+    # the fixture's pipeline was fitted on the 60 readable images it is scored on
+    assert report["data"]["n_trained_on"] == 60
+    html = report_to_html(report)
+    assert "60 of the 60 images were used to train this model" in html
+    assert "--no-train-on-val" in html
+
+
+def test_trained_on_finds_copies_by_pixels_not_names(pipe, data, tmp_path):
+    from PIL import Image
+
+    from cxrlearn.evaluation import trained_on
+
+    paths, labels = _readable(*data)
+    copy = tmp_path / "renamed.png"
+    shutil.copy(paths[0], copy)
+    changed = tmp_path / "one_pixel_changed.png"
+    pixels = np.array(Image.open(paths[0]))
+    pixels[0, 0] = 255 - pixels[0, 0]
+    Image.fromarray(pixels).save(changed)
+    fresh, _ = write_synthetic_xray_directory(tmp_path / "new", 6, 32, random_state=7)
+    wrapped = OperatingPointClassifier(FrozenEstimator(pipe), target_sensitivity=0.9)
+    wrapped.fit(paths, labels)
+    mask = trained_on(wrapped, [paths[0], str(copy), str(changed), *fresh])
+    assert mask.tolist() == [True, True, False] + [False] * len(fresh)
+    assert trained_on(pipe[-1], paths) is None  # no pipeline of files: cannot tell
+
+
 def test_report_model_section(report):
     model = report["model"]
     assert model["type"] == "Pipeline(ImageLoader, PneumoniaCNN)"
@@ -279,6 +307,7 @@ def test_report_command(pipe, folder, tmp_path, capsys):
     captured = capsys.readouterr()
     assert "roc_auc" in captured.out and "95% CI" in captured.out
     assert "skipped 2 unreadable file(s)" in captured.err
+    assert "WARNING: 60 of the 60 images" in captured.err  # the training images
     content = json.loads(json_out.read_text())
     assert content["settings"] == {"n_resamples": 100, "n_errors": 2,
                                    "resampled": "patients", "random_state": 0}

@@ -386,6 +386,25 @@ def _load_pickle(path):
         ) from exc
 
 
+def warn_trained_on(model, paths, folder, *, model_name):
+    """Warn on stderr when ``model`` was trained on some of ``paths``; their count.
+
+    None when the model cannot tell (:func:`cxrlearn.evaluation.trained_on`).
+    """
+    from ..evaluation import trained_on
+
+    seen = trained_on(model, paths)
+    if seen is None:
+        return None
+    n = int(seen.sum())
+    if n:
+        status(f"WARNING: {n} of the {len(paths)} images of {folder} were used to train "
+               f"{model_name}: its scores on them flatter it. Evaluate on patients it was "
+               "not trained on (cxrlearn train --no-train-on-val keeps a val folder out of "
+               "training).")
+    return n
+
+
 def operating_point(model):
     """How a fitted binary classifier turns scores into labels.
 

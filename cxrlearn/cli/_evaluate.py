@@ -15,6 +15,7 @@ from ._common import (
     load_folder,
     load_model_from_args,
     operating_point,
+    warn_trained_on,
 )
 
 
@@ -64,6 +65,9 @@ def run_evaluate(args):
                                 label_mode="three_class" if len(model.classes_) == 3
                                 else "folder")
     report = evaluate_model(model, paths, labels)
+    n_seen = warn_trained_on(model, paths, val_dir or train_dir, model_name=args.model)
+    if n_seen is not None:
+        report["n_trained_on"] = n_seen
     if args.json:
         print(dumps_json(report))
     else:

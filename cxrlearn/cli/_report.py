@@ -103,6 +103,11 @@ def run(args):
         status(f"skipped {len(skipped)} unreadable file(s): "
                + ", ".join(s["path"] for s in skipped[:5])
                + (", ..." if len(skipped) > 5 else ""))
+    n_seen = report["data"]["n_trained_on"]
+    if n_seen:
+        status(f"WARNING: {n_seen} of the {report['data']['n_images']} images of {folder} "
+               f"were used to train {args.model}: its scores on them flatter it (the "
+               "report says so at the top)")
     write_html_report(report, out)
     if args.json is not None:
         atomic_write_text(dumps_json(report), args.json)

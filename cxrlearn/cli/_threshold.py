@@ -55,6 +55,9 @@ def add_parser(sub):
     parser.add_argument("--out", required=True, metavar="MODEL",
                         help="where to save the model with its threshold (.skops, or "
                         ".joblib for a pickle)")
+    parser.add_argument("--allow-trained-images", action="store_true",
+                        help="choose the threshold even on images the model was trained "
+                        "on (refused otherwise: the threshold would be too confident)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     add_progress_argument(parser)
     parser.set_defaults(run=run)
@@ -104,6 +107,20 @@ def _decoded_once(model, paths, display, source):
             loader.set_params(memory=memory)
 
 
+def _refuse_training_images(model, paths, folder, model_name):
+    """A threshold chosen on the model's own training images is too confident."""
+    from ..evaluation import trained_on
+
+    seen = trained_on(model, paths)
+    if seen is not None and seen.any():
+        raise CLIError(
+            f"{int(seen.sum())} of the {len(paths)} images of {folder} were used to train "
+            f"{model_name}: a threshold chosen on them is too confident for new patients. "
+            "Choose it on images the model was not trained on (cxrlearn train "
+            "--no-train-on-val keeps a val folder out of training), or pass "
+            "--allow-trained-images")
+
+
 def run(args):
     from sklearn.frozen import FrozenEstimator
 
@@ -143,6 +160,8 @@ def run(args):
         raise CLIError(f"{folder} needs images of both classes to choose a threshold")
     with _decoded_once(model, paths, display, str(folder)):
         with suggest_check(str(folder)):
+            if not args.allow_trained_images:
+                _refuse_training_images(model, paths, folder, args.model)
             chosen = OperatingPointClassifier(
                 FrozenEstimator(model), pos_label=pos,
                 target_sensitivity=args.sensitivity, target_specificity=args.specificity,

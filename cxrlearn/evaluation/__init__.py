@@ -9,7 +9,8 @@
 * The report: :func:`evaluation_report` (a JSON-serialisable dictionary)
   and :func:`write_html_report` (one self-contained HTML file), the
   ``cxrlearn report`` command; :func:`operating_point` reads a fitted
-  classifier's threshold.
+  classifier's threshold; :func:`trained_on` finds the images a model was
+  trained on (whose scores flatter it).
 
 Importing this package imports neither TensorFlow nor matplotlib.
 """
@@ -26,6 +27,7 @@ from ._intervals import (
     delong_roc_test,
     paired_bootstrap,
 )
+from ._leakage import trained_on
 from ._operating_point import operating_point
 from ._report import evaluation_report
 
@@ -42,5 +44,6 @@ __all__ = [
     "operating_point",
     "paired_bootstrap",
     "report_to_html",
+    "trained_on",
     "write_html_report",
 ]

@@ -36,6 +36,7 @@ img.fig{max-width:100%;border:1px solid #eaeef2}.errors{display:flex;flex-wrap:w
 gap:1em}.errors figure{margin:0;border:1px solid #d0d7de;padding:.4em}
 figcaption{font-size:.85em;max-width:340px;word-break:break-all}
 .note{background:#fff8c5;border:1px solid #d4a72c;padding:.5em .8em;border-radius:6px}
+.warning{background:#ffebe9;border-color:#cf222e}
 code{background:#f6f8fa;padding:0 .2em}
 """
 
@@ -238,7 +239,19 @@ def _summary_html(report):
         m = report["metrics"][key]
         cards.append(f'<div class="card">{_e(_METRIC_NAMES[key])}<b>{_fmt(m["estimate"])}'
                      f'</b>{report["confidence_level"]:.0%} CI {_ci(m)}</div>')
-    return '<div class="summary">' + "".join(cards) + "</div>"
+    return _trained_on_html(report) + '<div class="summary">' + "".join(cards) + "</div>"
+
+
+def _trained_on_html(report):
+    """A warning when the model was trained on some of the evaluated images."""
+    d = report["data"]
+    n = d.get("n_trained_on")
+    if not n:
+        return ""
+    return (f'<p class="note warning"><b>{n} of the {d["n_images"]} images were used to '
+            "train this model.</b> Its scores on them flatter it: evaluate on images of "
+            "patients it was not trained on (e.g. <code>cxrlearn train "
+            "--no-train-on-val</code> keeps a val folder out of training).</p>")
 
 
 def report_to_html(report):

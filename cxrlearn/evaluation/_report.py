@@ -29,6 +29,7 @@ from ._intervals import (
     bootstrap_operating_points,
     delong_roc_auc,
 )
+from ._leakage import trained_on
 from ._operating_point import operating_point
 
 __all__ = ["evaluation_report"]
@@ -658,8 +659,10 @@ def evaluation_report(
         (``brier_score``, ``expected_calibration_error``, ``bins``), for
         more ``per_class`` one-vs-rest intervals; ``confusion_matrix``,
         ``errors`` (the most confident errors, with ``thumbnail`` data
-        URIs), ``explanations``, ``data``, ``model``, ``figures`` (PNG data
-        URIs) and ``settings``. :func:`report_to_html` renders it.
+        URIs), ``explanations``, ``data`` (with ``n_trained_on``: how many of
+        the images the network was trained on, by :func:`trained_on`; None
+        when the model cannot tell), ``model``, ``figures`` (PNG data URIs)
+        and ``settings``. :func:`report_to_html` renders it.
 
     Raises
     ------
@@ -726,6 +729,7 @@ def evaluation_report(
     pred = np.asarray(model.predict(paths))
     if len(np.unique(labels)) < 2:
         raise ValueError("the images hold a single class; the report needs all classes.")
+    seen = trained_on(model, paths)
     binary = len(classes) == 2
     point = operating_point(model) if binary else {
         "pos_label": None, "threshold": None,
@@ -747,7 +751,8 @@ def evaluation_report(
                      "random_state": random_state if isinstance(random_state, int)
                      else None},
         "model": _describe_model(model, point, threshold_info),
-        "data": _describe_data(paths, labels, classes, groups, scan.bad, data_name),
+        "data": {**_describe_data(paths, labels, classes, groups, scan.bad, data_name),
+                 "n_trained_on": None if seen is None else int(seen.sum())},
         "confusion_matrix": {"labels": classes, "counts": confusion_matrix(
             labels, pred, labels=classes).tolist()},
     }

@@ -1,0 +1,82 @@
+"""Which evaluation images a model was trained on."""
+
+import numpy as np
+
+__all__ = ["trained_on"]
+
+
+def _network_pipeline(model):
+    """The ``[ImageLoader, ..., PneumoniaCNN]`` pipeline inside ``model``, or None.
+
+    Threshold wrappers are unwrapped through their ``estimator_`` (or
+    ``estimator``) attribute, as in :func:`operating_point`.
+    """
+    from sklearn.pipeline import Pipeline
+
+    from .._classifier import PneumoniaCNN
+
+    for _ in range(8):  # wrappers of wrappers, never an endless chain
+        if isinstance(model, Pipeline):
+            return model if isinstance(model[-1], PneumoniaCNN) else None
+        inner = getattr(model, "estimator_", None)
+        model = inner if inner is not None else getattr(model, "estimator", None)
+        if model is None:
+            return None
+    return None
+
+
+def trained_on(model, paths):
+    """Which image files the network of a fitted pipeline was trained on.
+
+    A model scored on its own training images, or given a threshold chosen
+    on them, looks better than it is -- without any error. The files are
+    decoded by the pipeline's own steps and their pixels compared with the
+    digests :class:`~cxrlearn.PneumoniaCNN` keeps of its training images
+    (:meth:`cxrlearn.PneumoniaCNN.trained_on`), so a copy of a training
+    image under another name or in another folder is found too.
+
+    Parameters
+    ----------
+    model : classifier
+        A fitted ``[ImageLoader, PneumoniaCNN]`` pipeline, possibly inside a
+        threshold wrapper such as :class:`~cxrlearn.OperatingPointClassifier`.
+    paths : array-like of shape (n_files,)
+        Image files.
+
+    Returns
+    -------
+    mask : ndarray of shape (n_files,), dtype bool, or None
+        True for the files whose pixels are those of a training image;
+        None when the model cannot tell (no such pipeline inside, trained
+        on streamed images, or saved by a cxrlearn that did not keep the
+        digests).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from cxrlearn import ImageLoader, PneumoniaCNN
+    >>> from cxrlearn.datasets import write_synthetic_xray_directory
+    >>> from cxrlearn.evaluation import trained_on
+    >>> paths, labels = write_synthetic_xray_directory(tempfile.mkdtemp(), 30,
+    ...                                                image_size=24, random_state=0)
+    >>> model = make_pipeline(
+    ...     ImageLoader(image_size=16, color_mode="grayscale"),
+    ...     PneumoniaCNN(conv_filters=(4,), dense_units=(8,), epochs=1, random_state=0),
+    ... ).fit(paths[:20], labels[:20])
+    >>> int(trained_on(model, paths).sum()), bool(trained_on(model, paths[20:]).any())
+    (20, False)
+    """
+    pipe = _network_pipeline(model)
+    if pipe is None or getattr(pipe[-1], "training_fingerprints_", None) is None:
+        return None
+    paths = np.asarray(paths, dtype=object)
+    if len(paths) == 0:
+        return np.zeros(0, dtype=bool)
+    images, cnn = pipe[:-1].transform(paths), pipe[-1]
+    from .._training import is_lazy
+
+    if is_lazy(images):  # a streaming loader: decode a chunk at a time
+        return np.concatenate([cnn.trained_on(images[i : i + 256].load())
+                               for i in range(0, len(images), 256)])
+    return cnn.trained_on(images)
