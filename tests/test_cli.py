@@ -30,7 +30,8 @@ def folder(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(folder, tmp_path_factory):
     out = tmp_path_factory.mktemp("model") / "model.skops"
-    assert main(["train", str(folder), "--out", str(out), *FAST]) == 0
+    # val kept out of training: the tests below evaluate and threshold on it
+    assert main(["train", str(folder), "--out", str(out), "--no-train-on-val", *FAST]) == 0
     return out
 
 
@@ -414,6 +415,47 @@ def test_sigterm_leaves_previous_model_and_no_temporary_files(folder, tmp_path):
     assert out.read_bytes() == b"previous model"
     assert [p.name for p in out_dir.iterdir()] == ["model.skops"]
     assert list(tmp_dir.iterdir()) == []
+
+
+# ------------------------------------------------- training on val, and after
+def test_train_uses_val_too_and_the_commands_notice(folder, trained, tmp_path, capsys,
+                                                    monkeypatch):
+    from cxrlearn.cli import _train
+
+    fitted_on = []
+    real_fit = _train.fit_pipeline
+
+    def recording_fit(pipe, paths, labels, display, **kwargs):
+        fitted_on.append(list(paths))
+        return real_fit(pipe, paths, labels, display, **kwargs)
+
+    monkeypatch.setattr(_train, "fit_pipeline", recording_fit)
+    out = tmp_path / "all.skops"
+    assert main(["train", str(folder), "--out", str(out), *FAST]) == 0
+    captured = capsys.readouterr()
+    val_files = set(_val_files(folder))
+    assert len(fitted_on[0]) == 60 and val_files <= set(fitted_on[0])
+    assert "train and val together: 60 images" in captured.err
+    assert "validation (" not in captured.out  # nothing left to report on
+
+    # scoring it on val warns, and says how many images it was trained on
+    assert main(["evaluate", str(out), str(folder), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["n_trained_on"] == 20
+    assert "WARNING: 20 of the 20 images" in captured.err
+    # ... and a threshold chosen there is refused unless asked for
+    thresholded = tmp_path / "t.skops"
+    assert main(["threshold", str(out), str(folder), "--sensitivity", "0.9",
+                 "--out", str(thresholded)]) == 1
+    assert "20 of the 20 images" in capsys.readouterr().err and not thresholded.exists()
+    assert main(["threshold", str(out), str(folder), "--sensitivity", "0.9",
+                 "--out", str(thresholded), "--allow-trained-images"]) == 0
+    # the model of --no-train-on-val was not trained on val: no warning
+    capsys.readouterr()
+    assert main(["evaluate", str(trained), str(folder), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["n_trained_on"] == 0 and "WARNING" not in captured.err
+    assert len(fitted_on) == 1
 
 
 # ------------------------------------------------------------------- threshold

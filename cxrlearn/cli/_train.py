@@ -1,5 +1,6 @@
 """``cxrlearn train`` and ``cxrlearn tune``: fit pipelines on image folders."""
 
+import argparse
 import ast
 import contextlib
 import os
@@ -46,10 +47,17 @@ def add_train_parser(sub):
         help="train a pipeline on a folder of labelled X-rays",
         description="Train an [ImageLoader, PneumoniaCNN] pipeline on DATA_DIR (or the "
         "images of --manifest) and save it (skops format unless MODEL ends in .joblib). "
-        "With DATA_DIR/train and DATA_DIR/val, trains on train and reports metrics on val; "
-        "--val-fraction holds out patients for that report instead.",
+        "With DATA_DIR/train and DATA_DIR/val, the final fit uses both (every image "
+        "teaches the model; estimate its quality by patient-grouped cross-validation, "
+        "e.g. cxrlearn tune); --no-train-on-val keeps val out of training and reports "
+        "metrics on it, and --val-fraction holds out patients for that report when there "
+        "is no val folder.",
     )
     add_data_arguments(parser)
+    parser.add_argument("--train-on-val", action=argparse.BooleanOptionalAction, default=True,
+                        help="with a DATA_DIR/val folder: train on train and val together "
+                        "(default) or, with --no-train-on-val, on train alone, reporting "
+                        "metrics on val")
     parser.add_argument("--val-fraction", type=float, default=None, metavar="F",
                         help="without a val folder: hold out this fraction of the images, "
                         "whole patients at a time, for the validation report (the model "
@@ -119,6 +127,11 @@ def run_train(args):
     elif data.val_dir is not None:
         mode = "three_class" if args.three_class else "folder"
         val = load_folder(data.val_dir, label_mode=mode)
+        if args.train_on_val:
+            paths, labels = np.concatenate([paths, val[0]]), np.concatenate([labels, val[1]])
+            val = None
+            status(f"training on train and val together: {len(paths)} images, none held "
+                   "out (--no-train-on-val keeps val for a validation report)")
     pipe = make_pipeline(args)
     t0 = time.perf_counter()
     fit_pipeline(pipe, paths, labels, display, source=source)
