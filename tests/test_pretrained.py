@@ -52,6 +52,11 @@ def test_loaded_model_is_a_fitted_path_pipeline(model):
 
     cnn = model.named_steps["cnn"]
     assert cnn.n_networks == TRAIN_NETWORKS == len(member_networks(cnn.model_)) == 2
+    # digests of its 4,307 training images: 23 groups of pixel-identical files
+    # (48 files, each group one patient's) count once
+    fingerprints = cnn.training_fingerprints_
+    assert fingerprints.dtype == np.uint64 and len(fingerprints) == 4307 - 48 + 23
+    assert np.all(np.diff(fingerprints.astype(np.float64)) >= 0)  # sorted
 
 
 def test_model_card_says_what_a_user_must_know():
@@ -85,6 +90,12 @@ def test_predicts_real_val_files_well_above_chance(model, data_dir):
     assert roc_auc_score(labels == "PNEUMONIA", proba) > 0.9
 
 
+def model_trained_on(files):
+    from cxrlearn.evaluation import trained_on
+
+    return trained_on(pretrained.load(), np.asarray([str(f) for f in files], dtype=object))
+
+
 def test_cli_predict_evaluate_report_with_pretrained(data_dir, tmp_path, capsys):
     originals = sorted((data_dir / "kermany-originals" / "PNEUMONIA").glob("*.jpeg"))[:1] + \
         sorted((data_dir / "kermany-originals" / "NORMAL").glob("*.jpeg"))[:1]
@@ -99,7 +110,16 @@ def test_cli_predict_evaluate_report_with_pretrained(data_dir, tmp_path, capsys)
         (folder / label).mkdir(parents=True, exist_ok=True)
         shutil.copy(path, folder / label)
     assert main(["evaluate", "--pretrained", str(folder), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["n_samples"] == 20
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    # copies of val files, which the ready-trained model was trained on: found by pixels
+    assert result["n_samples"] == 20 and result["n_trained_on"] == 20
+    assert "WARNING: 20 of the 20 images" in captured.err
+    assert main(["threshold", "--pretrained", str(folder), "--sensitivity", "0.9",
+                 "--out", str(tmp_path / "t.skops")]) == 1
+    assert "were used to train" in capsys.readouterr().err
+    # a digest matches pixels, not films: a full-resolution original is not matched
+    assert not model_trained_on(originals).any()
     out = tmp_path / "report.html"
     assert main(["report", "--pretrained", str(folder), "--out", str(out),
                  "--n-resamples", "50"]) == 0
