@@ -53,19 +53,20 @@ def trained_on(model, paths):
 
     Examples
     --------
-    >>> import tempfile
-    >>> from sklearn.pipeline import make_pipeline
+    >>> import shutil, tempfile
+    >>> from pathlib import Path
+    >>> from sklearn.pipeline import Pipeline
     >>> from cxrlearn import ImageLoader, PneumoniaCNN
     >>> from cxrlearn.datasets import write_synthetic_xray_directory
     >>> from cxrlearn.evaluation import trained_on
-    >>> paths, labels = write_synthetic_xray_directory(tempfile.mkdtemp(), 30,
-    ...                                                image_size=24, random_state=0)
-    >>> model = make_pipeline(
-    ...     ImageLoader(image_size=16, color_mode="grayscale"),
-    ...     PneumoniaCNN(conv_filters=(4,), dense_units=(8,), epochs=1, random_state=0),
-    ... ).fit(paths[:20], labels[:20])
-    >>> int(trained_on(model, paths).sum()), bool(trained_on(model, paths[20:]).any())
-    (20, False)
+    >>> root = Path(tempfile.mkdtemp())
+    >>> files, y = write_synthetic_xray_directory(root / "xrays", 24, image_size=24)
+    >>> model = Pipeline([("loader", ImageLoader(image_size=16, color_mode="grayscale")),
+    ...                   ("cnn", PneumoniaCNN(conv_filters=(4,), dense_units=(8,),
+    ...                                        epochs=1))]).fit(files[:16], y[:16])
+    >>> copy = shutil.copy(files[0], root / "renamed_copy.png")  # found by its pixels
+    >>> trained_on(model, [copy, *files[14:18]]).tolist()
+    [True, True, True, False, False]
     """
     pipe = _network_pipeline(model)
     if pipe is None or getattr(pipe[-1], "training_fingerprints_", None) is None:
