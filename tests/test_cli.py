@@ -648,6 +648,33 @@ def test_help_shows_the_default_numbers(capsys):
         assert "PneumoniaCNN's" not in help_text
 
 
+def test_label_smoothing_defaults_per_command_and_class_count(capsys):
+    from cxrlearn.cli import build_parser
+    from cxrlearn.cli._common import CLIError, make_pipeline
+    from cxrlearn.cli._train import TRAIN_LABEL_SMOOTHING
+
+    assert TRAIN_LABEL_SMOOTHING == 0.1
+
+    def smoothing(argv, n_classes):
+        args = build_parser().parse_args(argv)
+        return make_pipeline(args, n_classes=n_classes).get_params()["cnn__label_smoothing"]
+
+    for command in (["train", "d", "--out", "m.skops"], ["tune", "d", "--out", "m.skops"]):
+        assert smoothing(command, 2) == TRAIN_LABEL_SMOOTHING
+        assert smoothing(command, 3) == 0.0  # three classes: none unless asked
+        assert smoothing([*command, "--label-smoothing", "0.2"], 2) == 0.2
+        assert smoothing([*command, "--label-smoothing", "0"], 2) == 0.0
+        with pytest.raises(CLIError, match="needs two classes; the labels have 3"):
+            smoothing([*command, "--label-smoothing", "0.2"], 3)
+        with pytest.raises(CLIError, match=r"must be in \[0, 1\)"):
+            smoothing([*command, "--label-smoothing", "1"], 2)
+    assert smoothing(["demo"], 2) == 0.0  # the study's network, as documented
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "default: 0.1 for two classes, 0 for three" in help_text
+
+
 def test_make_demo_says_what_it_installs():
     import shutil
 

@@ -93,11 +93,12 @@ def load_folder(root, *, label_mode="folder"):
     return np.asarray(paths, dtype=object), np.asarray(labels)
 
 
-def add_model_arguments(parser, *, epochs=None, networks=1):
+def add_model_arguments(parser, *, epochs=None, networks=1, label_smoothing=0.0):
     """Options that configure the loader and the network.
 
     ``epochs`` is the command's default for ``--epochs`` (None: PneumoniaCNN's),
-    ``networks`` its default for ``--networks``.
+    ``networks`` its default for ``--networks``, ``label_smoothing`` its
+    default for ``--label-smoothing`` on two classes (three train without).
     """
     group = parser.add_argument_group("model")
     d = CNN_DEFAULTS
@@ -113,6 +114,10 @@ def add_model_arguments(parser, *, epochs=None, networks=1):
                        help="train N networks from different seeds and average them (a "
                        "seed ensemble: N times the training and prediction time; "
                        "default: %(default)s)")
+    group.add_argument("--label-smoothing", type=float, default=None, metavar="S",
+                       help="train towards S/2 and 1-S/2 instead of 0 and 1 (two classes "
+                       f"only; default: {label_smoothing:g} for two classes, 0 for three)")
+    parser.set_defaults(two_class_label_smoothing=label_smoothing)
     group.add_argument("--batch-size", type=int, default=None,
                        help=f"images per step (default: {d['batch_size']})")
     group.add_argument("--learning-rate", type=float, default=None,
@@ -189,8 +194,12 @@ def parse_class_weight(text):
     return weights
 
 
-def make_pipeline(args):
-    """The ``[ImageLoader, PneumoniaCNN]`` pipeline that the options describe."""
+def make_pipeline(args, *, n_classes=2):
+    """The ``[ImageLoader, PneumoniaCNN]`` pipeline that the options describe.
+
+    ``n_classes`` is the number of classes of the training labels: label
+    smoothing is the command's default for two, none for more.
+    """
     from sklearn.pipeline import Pipeline
 
     from .. import ImageLoader, PneumoniaCNN
@@ -224,12 +233,24 @@ def make_pipeline(args):
         "precision": args.precision,
     }
     cnn.set_params(**{k: v for k, v in overrides.items() if v is not None})
+    cnn.set_params(label_smoothing=_label_smoothing(args, n_classes))
     if args.class_weight is not None:
         cnn.set_params(class_weight=parse_class_weight(args.class_weight))
     if args.augmentation is not None:
         aug = None if args.augmentation.lower() == "none" else args.augmentation
         cnn.set_params(augmentation=aug)
     return Pipeline([("loader", loader), ("cnn", cnn)])
+
+
+def _label_smoothing(args, n_classes):
+    smoothing = args.label_smoothing
+    if smoothing is None:
+        return args.two_class_label_smoothing if n_classes == 2 else 0.0
+    if not 0 <= smoothing < 1:
+        raise CLIError(f"--label-smoothing must be in [0, 1), got {smoothing}")
+    if smoothing and n_classes != 2:
+        raise CLIError(f"--label-smoothing needs two classes; the labels have {n_classes}")
+    return smoothing
 
 
 def positive_label(classes):
