@@ -9,8 +9,10 @@ pipeline parameters. The same ``StratifiedGroupKFold(folds, shuffle=True,
 random_state=0)`` split by patient as the ready-trained model's card is used,
 so the out-of-fold predictions of two recipes are paired image by image.
 Each fold's out-of-fold probabilities, labels and fit time are saved under
-``benchmarks/results/recipe-cv/NAME/`` (a re-run resumes; the folder is
-not versioned). Prints the pooled held-out ROC-AUC, accuracy at the
+``benchmarks/results/recipe-cv/NAME/`` (a re-run resumes, and refuses to
+when the folder's folds came from another recipe -- all of the pipeline's
+parameters are recorded in its ``recipe.json``; the folder is not
+versioned). Prints the pooled held-out ROC-AUC, accuracy at the
 pipeline's own decision, sensitivity and specificity with 95% intervals
 (bootstrap over patients; DeLong for ROC-AUC) and the fit times, and, with
 ``--compare OTHER``, the paired difference to another recipe's run (paired
@@ -52,10 +54,43 @@ def _parse_set(items):
     return out
 
 
+def recipe_of(data, params, seed):
+    """Every parameter of the pipeline a run trains, as text (to compare runs)."""
+    from train_pretrained import default_pipeline
+
+    pipe = default_pipeline(data, random_state=seed)
+    pipe.set_params(**params)
+    return {k: repr(v) for k, v in sorted(pipe.get_params(deep=True).items()) if "__" in k}
+
+
+def check_resumable(work, recipe):
+    """Refuse to resume a work folder whose saved folds came from another recipe.
+
+    A run resumes from the folds it saved; if the defaults changed since
+    (a new ``cxrlearn train`` default, say), those folds would silently mix
+    two recipes in one estimate.
+    """
+    saved = work / "recipe.json"
+    if not saved.exists() or not any(work.glob("fold*.npz")):
+        return
+    before = json.loads(saved.read_text()).get("recipe")
+    if before == recipe:
+        return
+    if before is None:
+        sys.exit(f"{work} holds folds saved before runs recorded their whole recipe: "
+                 "remove the folder to run this recipe")
+    changed = sorted(k for k in set(before) | set(recipe) if before.get(k) != recipe.get(k))
+    sys.exit(f"{work} holds folds of another recipe ({', '.join(changed)} differ): "
+             "remove the folder, or give this run another name")
+
+
 def run(name, params, data, folds, seed, cache):
     work = WORK / name
     work.mkdir(parents=True, exist_ok=True)
-    (work / "recipe.json").write_text(json.dumps({"set": params, "seed": seed}, indent=1))
+    recipe = recipe_of(data, {"cnn__verbose": 2, **params}, seed)
+    check_resumable(work, recipe)
+    (work / "recipe.json").write_text(
+        json.dumps({"set": params, "seed": seed, "recipe": recipe}, indent=1))
     paths, labels, groups = load_all(data)
     proba, pred, _, seconds = cross_validate(
         paths, labels, groups, data, work, folds, params={"cnn__verbose": 2, **params},
