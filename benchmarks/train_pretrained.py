@@ -179,6 +179,7 @@ def main(argv=None):
                   f"intensity='equalize'), PneumoniaCNN(n_networks={pipe[-1].n_networks}) "
                   "(a seed ensemble of the study network, one 256-unit dense layer, "
                   "dropout 0.5, ReLU, balanced batches, 10 epochs, cosine learning rate, "
+                  f"label_smoothing={pipe[-1].label_smoothing}, "
                   f"precision='auto', here {pipe[-1].precision_!r}; logits averaged), "
                   "random_state=0",
         "cross_validation": {
