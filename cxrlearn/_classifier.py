@@ -722,10 +722,9 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         state.setdefault("n_networks", 1)
         # ... and before ``label_smoothing`` existed, none
         state.setdefault("label_smoothing", 0.0)
-        if data is not None:  # a fitted model that may predate the fingerprints
-            state.setdefault("training_fingerprints_", None)
-        if data is not None:
+        if data is not None:  # a fitted model, maybe from before precision_ / the digests
             state.setdefault("precision_", "float32")
+            state.setdefault("training_fingerprints_", None)
         super().__setstate__(state)
         if data is not None:
             from ._training import inference_function, load_model_bytes, logits_model

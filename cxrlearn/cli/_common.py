@@ -419,11 +419,16 @@ def warn_trained_on(model, paths, folder, *, model_name):
         return None
     n = int(seen.sum())
     if n:
-        status(f"WARNING: {n} of the {len(paths)} images of {folder} were used to train "
-               f"{model_name}: its scores on them flatter it. Evaluate on patients it was "
-               "not trained on (cxrlearn train --no-train-on-val keeps a val folder out of "
-               "training).")
+        status(trained_on_warning(n, len(paths), folder, model_name))
     return n
+
+
+def trained_on_warning(n, total, folder, model_name):
+    """The warning of ``evaluate`` and ``report`` about ``n`` training images."""
+    return (f"WARNING: {n} of the {total} images of {folder} were used to train "
+            f"{model_name}: its scores on them flatter it. Evaluate on patients it was "
+            "not trained on (cxrlearn train --no-train-on-val keeps a val folder out of "
+            "training).")
 
 
 def operating_point(model):

@@ -15,6 +15,7 @@ from ._common import (
     load_folder,
     load_model_from_args,
     status,
+    trained_on_warning,
 )
 
 
@@ -105,9 +106,7 @@ def run(args):
                + (", ..." if len(skipped) > 5 else ""))
     n_seen = report["data"]["n_trained_on"]
     if n_seen:
-        status(f"WARNING: {n_seen} of the {report['data']['n_images']} images of {folder} "
-               f"were used to train {args.model}: its scores on them flatter it (the "
-               "report says so at the top)")
+        status(trained_on_warning(n_seen, report["data"]["n_images"], folder, args.model))
     write_html_report(report, out)
     if args.json is not None:
         atomic_write_text(dumps_json(report), args.json)
