@@ -125,6 +125,14 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
     optimizer : str or keras.optimizers.Optimizer, default="adam"
         A Keras optimizer name or instance (an instance is copied from its
         configuration at each fit; its own learning rate is used).
+    ema_momentum : float or None, default=None
+        Keep an exponential moving average of the weights during training,
+        ``average = ema_momentum * average + (1 - ema_momentum) * weights``
+        after every step, and end the fit with the averaged weights (Keras's
+        optimizer option ``use_ema``). ``0.99`` averages over about the last
+        100 steps. ``None`` ends with the last step's weights. With an
+        optimizer instance, set ``use_ema`` on the instance instead: passing
+        both raises a ``ValueError``.
     validation_fraction : float, default=0.0
         Fraction of the training data held out (stratified) to monitor
         ``val_loss``; 0 monitors the training loss.
@@ -229,6 +237,7 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
         "lr_schedule": [StrOptions({"constant", "cosine"})],
         "optimizer": [str, HasMethods(["get_config"])],
+        "ema_momentum": [None, Interval(numbers.Real, 0, 1, closed="neither")],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="left")],
         "early_stopping": [None, Interval(numbers.Integral, 1, None, closed="left")],
         "reduce_lr_on_plateau": [None, Interval(numbers.Integral, 1, None, closed="left")],
@@ -259,6 +268,7 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         learning_rate=1e-3,
         lr_schedule="cosine",
         optimizer="adam",
+        ema_momentum=None,
         validation_fraction=0.0,
         early_stopping=None,
         reduce_lr_on_plateau=None,
@@ -285,6 +295,7 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         self.learning_rate = learning_rate
         self.lr_schedule = lr_schedule
         self.optimizer = optimizer
+        self.ema_momentum = ema_momentum
         self.validation_fraction = validation_fraction
         self.early_stopping = early_stopping
         self.reduce_lr_on_plateau = reduce_lr_on_plateau
@@ -418,6 +429,11 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
                 f"lr_schedule={self.lr_schedule!r} sets the learning rate of every step; "
                 "it cannot be combined with reduce_lr_on_plateau."
             )
+        if self.ema_momentum is not None and not isinstance(self.optimizer, str):
+            raise ValueError(
+                f"ema_momentum={self.ema_momentum} applies to an optimizer given by name; "
+                "set use_ema and ema_momentum on the optimizer instance instead."
+            )
         continuing = self.warm_start and hasattr(self, "model_")
         if continuing:
             self._check_can_continue()
@@ -523,6 +539,7 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
             lr_schedule=self.lr_schedule,
             decay_steps=self.epochs * -(-n_fit // self.batch_size),
             label_smoothing=self.label_smoothing,
+            ema_momentum=self.ema_momentum,
         )
 
     def _train(self, network, fit_data, val_data, seed, index):
@@ -720,8 +737,9 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         state.setdefault("precision", "float32")
         # ... and before ``n_networks`` existed, one network
         state.setdefault("n_networks", 1)
-        # ... and before ``label_smoothing`` existed, none
+        # ... and before ``label_smoothing`` and ``ema_momentum`` existed, none
         state.setdefault("label_smoothing", 0.0)
+        state.setdefault("ema_momentum", None)
         if data is not None:  # a fitted model, maybe from before precision_ / the digests
             state.setdefault("precision_", "float32")
             state.setdefault("training_fingerprints_", None)

@@ -263,6 +263,62 @@ def test_label_smoothing_is_validated(xrays):
         small_cnn(label_smoothing=1.0).fit(X[:10], y[:10])
 
 
+# ---------------------------------------------------- weight averaging
+class _WeightsSeen:
+    """Records the network's weights when training begins and after each epoch."""
+
+    def __init__(self):
+        import keras
+
+        outer = self
+
+        class Callback(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                outer.first = self.model.get_weights()
+
+            def on_epoch_end(self, epoch, logs=None):
+                outer.last = self.model.get_weights()
+
+        self.callback = Callback()
+
+
+def _distance(a, b):
+    return np.sqrt(sum(float(np.sum((x - y) ** 2)) for x, y in zip(a, b)))
+
+
+def test_ema_momentum_ends_the_fit_with_the_averaged_weights():
+    rng = np.random.default_rng(0)
+    X = rng.random((64, 32)).astype("float32")
+    y = np.array(["NORMAL", "PNEUMONIA"] * 32)
+    X[y == "PNEUMONIA"] += 0.3
+    params = dict(conv_filters=(), dense_units=(8,), dropout=0.0, epochs=4,
+                  batch_size=8, learning_rate=0.01, random_state=0)
+    seen_plain, seen_slow = _WeightsSeen(), _WeightsSeen()
+    plain = PneumoniaCNN(**params, callbacks=[seen_plain.callback]).fit(X, y)
+    slow = PneumoniaCNN(**params, ema_momentum=0.999999,
+                        callbacks=[seen_slow.callback]).fit(X, y)
+    # the same seeds train the same steps: the raw weights of the last epoch agree
+    assert _distance(seen_plain.last, seen_slow.last) < 1e-5
+    # without averaging the network keeps them; with it, the average replaces them
+    assert _distance(plain.model_.get_weights(), seen_plain.last) == 0
+    moved = _distance(seen_slow.first, seen_slow.last)
+    assert moved > 0.1
+    # an average that all but ignores later steps stays near the first step's weights
+    assert _distance(slow.model_.get_weights(), seen_slow.first) < moved / 5
+    assert not np.allclose(plain.predict_proba(X), slow.predict_proba(X))
+
+
+def test_ema_momentum_needs_an_optimizer_by_name(xrays):
+    import keras
+
+    X, y = xrays
+    clf = small_cnn(ema_momentum=0.99, optimizer=keras.optimizers.SGD())
+    with pytest.raises(ValueError, match="set use_ema and ema_momentum on the optimizer"):
+        clf.fit(X[:10], y[:10])
+    with pytest.raises(InvalidParameterError, match="ema_momentum"):
+        small_cnn(ema_momentum=1.0).fit(X[:10], y[:10])
+
+
 # -------------------------------------------------------------- weighting
 def test_class_weight_shifts_predictions(xrays):
     X, y = xrays

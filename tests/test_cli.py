@@ -648,6 +648,21 @@ def test_help_shows_the_default_numbers(capsys):
         assert "PneumoniaCNN's" not in help_text
 
 
+def test_ema_momentum_option_reaches_the_network():
+    from cxrlearn.cli import build_parser
+    from cxrlearn.cli._common import CLIError, make_pipeline
+
+    def momentum(argv):
+        return make_pipeline(build_parser().parse_args(argv)).get_params()["cnn__ema_momentum"]
+
+    for command in (["train", "d", "--out", "m.skops"], ["tune", "d", "--out", "m.skops"]):
+        assert momentum(command) is None
+        assert momentum([*command, "--ema-momentum", "0.99"]) == 0.99
+        for bad in ("0", "1", "1.5"):
+            with pytest.raises(CLIError, match=r"--ema-momentum must be in \(0, 1\)"):
+                momentum([*command, "--ema-momentum", bad])
+
+
 def test_label_smoothing_defaults_per_command_and_class_count(capsys):
     from cxrlearn.cli import build_parser
     from cxrlearn.cli._common import CLIError, make_pipeline
