@@ -231,14 +231,20 @@ def test_warm_start_unseen_label(xrays):
 
 
 # -------------------------------------------------------- label smoothing
+def _separable(n, n_features):
+    """Flat random 'images', pneumonia brighter by 0.3: a dense network separates them."""
+    rng = np.random.default_rng(0)
+    X = rng.random((n, n_features)).astype("float32")
+    y = np.array(["NORMAL", "PNEUMONIA"] * (n // 2))
+    X[y == "PNEUMONIA"] += 0.3
+    return X, y
+
+
 def test_label_smoothing_moves_the_targets_to_a_quarter_and_three_quarters():
     # smoothed targets 0.25 / 0.75: the cross-entropy is least there, so a
     # network that separates its training images stops at those probabilities
     # instead of pushing them to 0 and 1
-    rng = np.random.default_rng(0)
-    X = rng.random((80, 64)).astype("float32")
-    y = np.array(["NORMAL", "PNEUMONIA"] * 40)
-    X[y == "PNEUMONIA"] += 0.3
+    X, y = _separable(80, 64)
     params = dict(conv_filters=(), dense_units=(16,), dropout=0.0, epochs=60,
                   learning_rate=0.01, random_state=0)
     plain = PneumoniaCNN(**params).fit(X, y).predict_proba(X)[:, 1]
@@ -287,10 +293,7 @@ def _distance(a, b):
 
 
 def test_ema_momentum_ends_the_fit_with_the_averaged_weights():
-    rng = np.random.default_rng(0)
-    X = rng.random((64, 32)).astype("float32")
-    y = np.array(["NORMAL", "PNEUMONIA"] * 32)
-    X[y == "PNEUMONIA"] += 0.3
+    X, y = _separable(64, 32)
     params = dict(conv_filters=(), dense_units=(8,), dropout=0.0, epochs=4,
                   batch_size=8, learning_rate=0.01, random_state=0)
     seen_plain, seen_slow = _WeightsSeen(), _WeightsSeen()
