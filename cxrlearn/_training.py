@@ -30,6 +30,8 @@ __all__ = [
     "logits_model",
     "make_callbacks",
     "make_training_data",
+    "mix_batch",
+    "mixup_draw",
     "model_to_bytes",
     "predict_logits",
 ]
@@ -103,6 +105,70 @@ def balanced_order(y, rng):
     return np.stack(slots, axis=1).ravel()[:n]
 
 
+def mixup_draw(seed, draw, batch, n, alpha):
+    """The mixing weights and partners of one training batch (mixup).
+
+    Each of the ``n`` rows is mixed with the row ``partner[i]`` of the same
+    batch (a random permutation) in the proportion ``lam[i] : 1 - lam[i]``,
+    ``lam[i]`` drawn from ``Beta(alpha, alpha)``. The draw depends only on
+    ``(seed, draw, batch)`` -- the training seed, the count of epoch orders
+    drawn so far and the batch's index -- so batches decoded out of order,
+    by several threads, are mixed the same way as batches gathered in
+    order.
+
+    Parameters
+    ----------
+    seed : int
+        The training source's seed.
+    draw : int
+        How many epoch orders the source has drawn, this epoch's included.
+    batch : int
+        Index of the batch within the epoch.
+    n : int
+        Rows in the batch.
+    alpha : float
+        Parameter of the symmetric Beta distribution; small values mix
+        little (most weights near 0 or 1).
+
+    Returns
+    -------
+    lam : ndarray of shape (n,), float32
+    partner : ndarray of shape (n,), int64
+
+    Examples
+    --------
+    >>> lam, partner = mixup_draw(0, 1, 0, 4, alpha=0.2)
+    >>> lam.shape, sorted(partner.tolist())
+    ((4,), [0, 1, 2, 3])
+    >>> bool(((lam >= 0) & (lam <= 1)).all())
+    True
+    """
+    rng = np.random.default_rng([int(seed), int(draw), int(batch)])
+    lam = rng.beta(alpha, alpha, size=n).astype(np.float32)
+    return lam, rng.permutation(n)
+
+
+def mix_batch(batch, lam, partner):
+    """Mix every array of a ``(x, y[, sample_weight])`` batch with its partner rows.
+
+    ``x`` becomes float32; targets and weights are mixed in the same
+    proportions (so the loss of a mixed image is the mixed loss).
+
+    Examples
+    --------
+    >>> x = np.array([[0.0], [1.0]]); y = np.array([0.0, 1.0])
+    >>> mx, my = mix_batch((x, y), np.array([0.75, 0.75]), np.array([1, 0]))
+    >>> mx.ravel().tolist(), my.tolist()
+    ([0.25, 0.75], [0.25, 0.75])
+    """
+    mixed = []
+    for array in batch:
+        a = np.asarray(array, dtype=np.float32)
+        w = lam.reshape((-1,) + (1,) * (a.ndim - 1))
+        mixed.append(w * a + (1 - w) * a[partner])
+    return tuple(mixed)
+
+
 @functools.cache
 def _lazy_batches_class():
     keras = import_keras()
@@ -112,11 +178,12 @@ def _lazy_batches_class():
 
         ``workers`` threads decode the next batches while the current one
         trains (Keras prefetches ``max_queue_size`` batches). With
-        ``balanced=True`` each epoch's order comes from :func:`balanced_order`.
+        ``balanced=True`` each epoch's order comes from :func:`balanced_order`;
+        with ``mixup_alpha`` each batch is mixed (:func:`mix_batch`).
         """
 
         def __init__(self, images, y, sample_weight, batch_size, seed, shuffle, workers,
-                     balanced=False):
+                     balanced=False, mixup_alpha=None):
             super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=4)
             self.images = images
             self.y = y
@@ -124,11 +191,15 @@ def _lazy_batches_class():
             self.batch_size = batch_size
             self.shuffle = shuffle
             self.balanced = balanced
+            self.mixup_alpha = mixup_alpha
+            self._seed = int(seed)
             self._rng = np.random.default_rng(seed)
             self._order = np.arange(len(images))
+            self._draws = 0
             self._reorder()
 
         def _reorder(self):
+            self._draws += 1
             if self.balanced:
                 self._order = balanced_order(self.y, self._rng)
             elif self.shuffle:
@@ -142,9 +213,14 @@ def _lazy_batches_class():
             x = self.images.load(rows)
             if self.y is None:
                 return (x,)
-            if self.sample_weight is None:
-                return x, self.y[rows]
-            return x, self.y[rows], self.sample_weight[rows]
+            batch = (x, self.y[rows])
+            if self.sample_weight is not None:
+                batch += (self.sample_weight[rows],)
+            if self.mixup_alpha:
+                lam, partner = mixup_draw(self._seed, self._draws, index, len(rows),
+                                          self.mixup_alpha)
+                batch = mix_batch(batch, lam, partner)
+            return batch
 
         def on_epoch_end(self):
             self._reorder()
@@ -153,7 +229,7 @@ def _lazy_batches_class():
 
 
 def make_training_data(X, y, sample_weight, *, batch_size, seed, shuffle=True, workers=1,
-                       balanced=False):
+                       balanced=False, mixup_alpha=None):
     """Return a Keras-ready training source for in-memory or lazy images.
 
     In-memory arrays become a ``tf.data`` pipeline, reproducible through an
@@ -166,47 +242,80 @@ def make_training_data(X, y, sample_weight, *, batch_size, seed, shuffle=True, w
     """
     if is_lazy(X):
         return _lazy_batches_class()(
-            X, y, sample_weight, batch_size, seed, shuffle, workers, balanced=balanced
+            X, y, sample_weight, batch_size, seed, shuffle, workers, balanced=balanced,
+            mixup_alpha=mixup_alpha,
         )
     import tensorflow as tf
 
     tensors = (X, y) if sample_weight is None else (X, y, sample_weight)
-    if balanced:
-        return _with_thread_share(_balanced_tf_data(tensors, y, batch_size=batch_size, seed=seed))
+    if balanced or (mixup_alpha and shuffle):
+        return _with_thread_share(_ordered_tf_data(
+            tensors, y, batch_size=batch_size, seed=seed, balanced=balanced,
+            mixup_alpha=mixup_alpha,
+        ))
     ds = tf.data.Dataset.from_tensor_slices(tensors)
     if shuffle:
         ds = ds.shuffle(len(X), seed=int(seed), reshuffle_each_iteration=True)
     return _with_thread_share(ds.batch(batch_size).prefetch(tf.data.AUTOTUNE))
 
 
-def _balanced_tf_data(tensors, y, *, batch_size, seed):
-    """``tf.data`` batches of in-memory ``tensors`` in balanced epoch orders.
+def _ordered_tf_data(tensors, y, *, batch_size, seed, balanced, mixup_alpha):
+    """``tf.data`` batches of in-memory ``tensors`` in epoch orders drawn here.
 
-    A Python generator draws each epoch's :func:`balanced_order` (one small
-    index array per batch); the images are gathered inside the ``tf.data``
-    graph and prefetched, so training does not wait on Python.
+    A Python generator draws each epoch's order -- :func:`balanced_order`,
+    or a plain permutation -- and yields one small index array per batch
+    (with its :func:`mixup_draw` when ``mixup_alpha`` is set); the images
+    are gathered, and mixed, inside the ``tf.data`` graph and prefetched,
+    so training does not wait on Python.
     """
     import tensorflow as tf
 
     rng = np.random.default_rng(seed)
     n_batches = -(-len(y) // batch_size)
 
+    def draw_order():
+        return balanced_order(y, rng) if balanced else rng.permutation(len(y))
+
     # Draw the order LazyBatches draws when it is made (Keras only peeks at
     # its first batches and has it re-ordered before epoch 1), so that arrays
     # and streamed images see the same orders for the same seed.
-    balanced_order(y, rng)
+    draw_order()
+    draws = [1]
 
     def batch_rows():
-        order = balanced_order(y, rng)  # a new order each time an epoch starts
-        for start in range(0, len(order), batch_size):
-            yield order[start : start + batch_size]
+        order = draw_order()  # a new order each time an epoch starts
+        draws[0] += 1
+        for index, start in enumerate(range(0, len(order), batch_size)):
+            rows = order[start : start + batch_size]
+            if not mixup_alpha:
+                yield rows
+                continue
+            lam, partner = mixup_draw(seed, draws[0], index, len(rows), mixup_alpha)
+            yield rows, lam, partner
 
     data = tuple(tf.convert_to_tensor(t) for t in tensors)
-    rows = tf.data.Dataset.from_generator(
-        batch_rows, output_signature=tf.TensorSpec(shape=(None,), dtype=tf.int64)
-    ).apply(tf.data.experimental.assert_cardinality(n_batches))
+    index_spec = tf.TensorSpec(shape=(None,), dtype=tf.int64)
+    if mixup_alpha:
+        signature = (index_spec, tf.TensorSpec(shape=(None,), dtype=tf.float32), index_spec)
+    else:
+        signature = index_spec
+    rows = tf.data.Dataset.from_generator(batch_rows, output_signature=signature).apply(
+        tf.data.experimental.assert_cardinality(n_batches)
+    )
+
+    def gather(r):
+        return tuple(tf.gather(t, r) for t in data)
+
+    def gather_mixed(r, lam, partner):
+        mixed = []
+        for t in gather(r):
+            t = tf.cast(t, tf.float32)
+            w = tf.reshape(lam, [-1] + [1] * (t.shape.rank - 1))
+            mixed.append(w * t + (1 - w) * tf.gather(t, partner))
+        return tuple(mixed)
+
     ds = rows.map(
-        lambda r: tuple(tf.gather(t, r) for t in data),
+        gather_mixed if mixup_alpha else gather,
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )

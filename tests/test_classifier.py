@@ -269,6 +269,30 @@ def test_label_smoothing_is_validated(xrays):
         small_cnn(label_smoothing=1.0).fit(X[:10], y[:10])
 
 
+def test_mixup_keeps_the_training_probabilities_off_0_and_1():
+    # trained towards blends of two images' targets, a network cannot be
+    # sure of the images at the ends of each blend either: the same network
+    # without mixup pushes its training images to 0 and 1
+    X, y = _separable(80, 64)
+    params = dict(conv_filters=(), dense_units=(16,), dropout=0.0, epochs=60,
+                  learning_rate=0.01, random_state=0)
+    plain = PneumoniaCNN(**params).fit(X, y).decision_function(X)
+    mixed = PneumoniaCNN(**params, mixup_alpha=1.0).fit(X, y).decision_function(X)
+    assert np.abs(plain).min() > 3  # probabilities beyond 0.05 and 0.95
+    assert np.abs(mixed).mean() < 0.7 * np.abs(plain).mean()
+    positive = y == "PNEUMONIA"
+    assert mixed[positive].min() > mixed[~positive].max()  # still separated
+
+
+def test_mixup_needs_two_classes_and_a_positive_alpha(xrays):
+    X, _ = xrays
+    y = np.array(["NORMAL", "BACTERIA", "VIRUS"] * 40)
+    with pytest.raises(ValueError, match="mixup_alpha=0.2 needs two classes"):
+        small_cnn(mixup_alpha=0.2).fit(X, y)
+    with pytest.raises(InvalidParameterError, match="mixup_alpha"):
+        small_cnn(mixup_alpha=0.0).fit(X[:10], xrays[1][:10])
+
+
 # ---------------------------------------------------- weight averaging
 class _WeightsSeen:
     """Records the network's weights when training begins and after each epoch."""

@@ -663,6 +663,21 @@ def test_ema_momentum_option_reaches_the_network():
                 momentum([*command, "--ema-momentum", bad])
 
 
+def test_mixup_option_reaches_the_network():
+    from cxrlearn.cli import build_parser
+    from cxrlearn.cli._common import CLIError, make_pipeline
+
+    def alpha(argv):
+        return make_pipeline(build_parser().parse_args(argv)).get_params()["cnn__mixup_alpha"]
+
+    for command in (["train", "d", "--out", "m.skops"], ["tune", "d", "--out", "m.skops"]):
+        assert alpha(command) is None
+        assert alpha([*command, "--mixup", "0.2"]) == 0.2
+        for bad in ("0", "-1"):
+            with pytest.raises(CLIError, match="--mixup must be > 0"):
+                alpha([*command, "--mixup", bad])
+
+
 def test_label_smoothing_defaults_per_command_and_class_count(capsys):
     from cxrlearn.cli import build_parser
     from cxrlearn.cli._common import CLIError, make_pipeline

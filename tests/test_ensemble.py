@@ -152,10 +152,12 @@ def test_models_saved_before_n_networks_existed_load_as_one_network(single, data
     state = single.__getstate__()
     del state["n_networks"]  # as in files written before ensembles
     del state["label_smoothing"]  # ... and before label smoothing
+    del state["mixup_alpha"]  # ... and before mixup
     old = type(single).__new__(type(single))
     old.__setstate__(state)
     assert old.n_networks == 1 and "n_networks" not in repr(old)
     assert clone(old).get_params()["n_networks"] == 1
     assert clone(old).get_params()["label_smoothing"] == 0.0
+    assert clone(old).get_params()["mixup_alpha"] is None
     np.testing.assert_allclose(old.predict_proba(X_test), single.predict_proba(X_test),
                                atol=1e-6)

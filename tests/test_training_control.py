@@ -195,9 +195,58 @@ def test_training_batches_are_class_balanced(tmp_path, lazy):
     assert not np.array_equal(seen[0], seen[1])  # a new order for the second epoch
 
 
-def test_arrays_and_streamed_images_train_on_the_same_batches(tmp_path):
+def _blend(m, X):
+    """The ``(lam, k, j)`` with ``m == lam * X[k] + (1 - lam) * X[j]`` best, and its error."""
+    d = X[:, None, :] - X[None, :, :]  # X[k] - X[j]
+    r = m[None, None, :] - X[None, :, :]  # m - X[j]
+    dd = (d * d).sum(-1)
+    lam = np.where(dd > 0, (r * d).sum(-1) / np.where(dd > 0, dd, 1), 1.0)
+    err = np.abs(r - lam[..., None] * d).max(-1)
+    k, j = np.unravel_index(np.argmin(err), err.shape)
+    return lam[k, j], k, j, err[k, j]
+
+
+@pytest.mark.parametrize("balanced", [True, False])
+@pytest.mark.parametrize("lazy", [False, True])
+def test_mixup_batches_blend_pairs_of_training_rows(tmp_path, lazy, balanced):
+    from cxrlearn import ImageLoader
+    from cxrlearn._training import make_training_data
+    from cxrlearn.datasets import write_synthetic_xray_directory
+
+    paths, labels = write_synthetic_xray_directory(
+        tmp_path, 32, 16, weights=[0.3, 0.7], random_state=0)
+    X = ImageLoader(image_size=12, color_mode="grayscale", lazy=lazy).transform(paths)
+    flat = (X.load(np.arange(32)) if lazy else X).reshape(32, -1).astype(np.float64)
+    y = (np.asarray(labels) == "PNEUMONIA").astype(np.float32)
+    w = np.linspace(1.0, 2.0, 32).astype(np.float32)
+    data = make_training_data(X, y, w, batch_size=8, seed=0, balanced=balanced,
+                              mixup_alpha=1.0)
+    lams = []
+    for epoch in range(2):
+        batches = _epoch_batches(data)
+        assert len(batches) == 4
+        for xb, yb, wb in batches:
+            assert xb.dtype == np.float32 and xb.shape[1:] == (12, 12, 1)
+            for m, ym, wm in zip(xb.reshape(len(xb), -1), yb, wb):
+                lam, k, j, err = _blend(m.astype(np.float64), flat)
+                assert err < 1e-4  # the image is a blend of two training images ...
+                assert -1e-4 <= lam <= 1 + 1e-4
+                # ... and its target and weight the same blend of theirs
+                assert ym == pytest.approx(lam * y[k] + (1 - lam) * y[j], abs=1e-4)
+                assert wm == pytest.approx(lam * w[k] + (1 - lam) * w[j], abs=1e-4)
+                if k != j:
+                    lams.append(lam)
+    lams = np.asarray(lams)
+    assert len(lams) > 40 and ((lams > 0.1) & (lams < 0.9)).mean() > 0.5  # Beta(1, 1)
+    plain = make_training_data(X, y, w, batch_size=8, seed=0, balanced=balanced)
+    assert not np.allclose(_epoch_batches(plain)[0][0], _epoch_batches(data)[0][0])
+
+
+@pytest.mark.parametrize("mixup_alpha", [None, 0.4])
+def test_arrays_and_streamed_images_train_on_the_same_batches(tmp_path, mixup_alpha):
     """In-memory arrays (tf.data) and lazy images (PyDataset) draw the same
-    balanced orders for the same seed, so the two fits are the same fit."""
+    balanced orders (and mixtures) for the same seed, so the two fits are the
+    same fit."""
     from cxrlearn import ImageLoader
     from cxrlearn.datasets import write_synthetic_xray_directory
 
@@ -205,8 +254,8 @@ def test_arrays_and_streamed_images_train_on_the_same_batches(tmp_path):
         tmp_path, 48, 16, weights=[0.25, 0.75], random_state=1)
     arrays = ImageLoader(image_size=16, color_mode="grayscale").transform(paths)
     lazy = ImageLoader(image_size=16, color_mode="grayscale", lazy=True).transform(paths)
-    a = small_cnn(batch_size=8, random_state=3).fit(arrays, labels)
-    b = small_cnn(batch_size=8, random_state=3).fit(lazy, labels)
+    a = small_cnn(batch_size=8, random_state=3, mixup_alpha=mixup_alpha).fit(arrays, labels)
+    b = small_cnn(batch_size=8, random_state=3, mixup_alpha=mixup_alpha).fit(lazy, labels)
     assert a.history_["loss"][-1] != a.history_["loss"][0]
     np.testing.assert_allclose(a.history_["loss"], b.history_["loss"], rtol=1e-5)
     np.testing.assert_allclose(a.predict_proba(arrays), b.predict_proba(arrays), atol=1e-5)

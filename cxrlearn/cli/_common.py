@@ -118,6 +118,10 @@ def add_model_arguments(parser, *, epochs=None, networks=1, label_smoothing=0.0)
                        help="train towards S/2 and 1-S/2 instead of 0 and 1 (two classes "
                        f"only; default: {label_smoothing:g} for two classes, 0 for three)")
     parser.set_defaults(two_class_label_smoothing=label_smoothing)
+    group.add_argument("--mixup", type=float, default=None, metavar="ALPHA",
+                       help="train on blends of pairs of images and of their labels, the "
+                       "proportions drawn from Beta(ALPHA, ALPHA) (mixup; e.g. 0.2; two "
+                       "classes only; default: no mixing)")
     group.add_argument("--ema-momentum", type=float, default=None, metavar="M",
                        help="end training with a moving average of the weights, updated "
                        "with momentum M after every step (e.g. 0.99; default: the last "
@@ -236,7 +240,10 @@ def make_pipeline(args, *, n_classes=2):
         "balanced_batches": args.balanced_batches,
         "precision": args.precision,
         "ema_momentum": args.ema_momentum,
+        "mixup_alpha": args.mixup,
     }
+    if args.mixup is not None and not args.mixup > 0:
+        raise CLIError(f"--mixup must be > 0, got {args.mixup}")
     if args.ema_momentum is not None and not 0 < args.ema_momentum < 1:
         raise CLIError(f"--ema-momentum must be in (0, 1), got {args.ema_momentum}")
     cnn.set_params(**{k: v for k, v in overrides.items() if v is not None})
