@@ -683,7 +683,7 @@ def test_label_smoothing_defaults_per_command_and_class_count(capsys):
     from cxrlearn.cli._common import CLIError, make_pipeline
     from cxrlearn.cli._train import TRAIN_LABEL_SMOOTHING
 
-    assert TRAIN_LABEL_SMOOTHING == 0.1
+    assert TRAIN_LABEL_SMOOTHING == 0.2
 
     def smoothing(argv, n_classes):
         args = build_parser().parse_args(argv)
@@ -692,7 +692,7 @@ def test_label_smoothing_defaults_per_command_and_class_count(capsys):
     for command in (["train", "d", "--out", "m.skops"], ["tune", "d", "--out", "m.skops"]):
         assert smoothing(command, 2) == TRAIN_LABEL_SMOOTHING
         assert smoothing(command, 3) == 0.0  # three classes: none unless asked
-        assert smoothing([*command, "--label-smoothing", "0.2"], 2) == 0.2
+        assert smoothing([*command, "--label-smoothing", "0.1"], 2) == 0.1
         assert smoothing([*command, "--label-smoothing", "0"], 2) == 0.0
         with pytest.raises(CLIError, match="needs two classes; the labels have 3"):
             smoothing([*command, "--label-smoothing", "0.2"], 3)
@@ -702,7 +702,7 @@ def test_label_smoothing_defaults_per_command_and_class_count(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
-    assert "default: 0.1 for two classes, 0 for three" in help_text
+    assert "default: 0.2 for two classes, 0 for three" in help_text
 
 
 def test_make_demo_says_what_it_installs():
