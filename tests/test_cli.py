@@ -648,34 +648,24 @@ def test_help_shows_the_default_numbers(capsys):
         assert "PneumoniaCNN's" not in help_text
 
 
-def test_ema_momentum_option_reaches_the_network():
+@pytest.mark.parametrize("flag, param, value, bad, error", [
+    ("--ema-momentum", "ema_momentum", 0.99, ("0", "1", "1.5"),
+     r"--ema-momentum must be in \(0, 1\)"),
+    ("--mixup", "mixup_alpha", 0.2, ("0", "-1"), "--mixup must be > 0"),
+])
+def test_off_by_default_options_reach_the_network(flag, param, value, bad, error):
     from cxrlearn.cli import build_parser
     from cxrlearn.cli._common import CLIError, make_pipeline
 
-    def momentum(argv):
-        return make_pipeline(build_parser().parse_args(argv)).get_params()["cnn__ema_momentum"]
+    def given(argv):
+        return make_pipeline(build_parser().parse_args(argv)).get_params()[f"cnn__{param}"]
 
     for command in (["train", "d", "--out", "m.skops"], ["tune", "d", "--out", "m.skops"]):
-        assert momentum(command) is None
-        assert momentum([*command, "--ema-momentum", "0.99"]) == 0.99
-        for bad in ("0", "1", "1.5"):
-            with pytest.raises(CLIError, match=r"--ema-momentum must be in \(0, 1\)"):
-                momentum([*command, "--ema-momentum", bad])
-
-
-def test_mixup_option_reaches_the_network():
-    from cxrlearn.cli import build_parser
-    from cxrlearn.cli._common import CLIError, make_pipeline
-
-    def alpha(argv):
-        return make_pipeline(build_parser().parse_args(argv)).get_params()["cnn__mixup_alpha"]
-
-    for command in (["train", "d", "--out", "m.skops"], ["tune", "d", "--out", "m.skops"]):
-        assert alpha(command) is None
-        assert alpha([*command, "--mixup", "0.2"]) == 0.2
-        for bad in ("0", "-1"):
-            with pytest.raises(CLIError, match="--mixup must be > 0"):
-                alpha([*command, "--mixup", bad])
+        assert given(command) is None
+        assert given([*command, flag, str(value)]) == value
+        for wrong in bad:
+            with pytest.raises(CLIError, match=error):
+                given([*command, flag, wrong])
 
 
 def test_label_smoothing_defaults_per_command_and_class_count(capsys):
