@@ -151,21 +151,25 @@ def mixup_draw(seed, draw, batch, n, alpha):
 def mix_batch(batch, lam, partner):
     """Mix every array of a ``(x, y[, sample_weight])`` batch with its partner rows.
 
-    ``x`` becomes float32; targets and weights are mixed in the same
-    proportions (so the loss of a mixed image is the mixed loss).
+    Every array becomes float32; targets and weights are mixed in the same
+    proportions as the images (so the loss of a mixed image is the mixed
+    loss). TensorFlow operations: the same code mixes streamed batches
+    eagerly and in-memory ones inside the ``tf.data`` graph.
 
     Examples
     --------
     >>> x = np.array([[0.0], [1.0]]); y = np.array([0.0, 1.0])
-    >>> mx, my = mix_batch((x, y), np.array([0.75, 0.75]), np.array([1, 0]))
-    >>> mx.ravel().tolist(), my.tolist()
+    >>> mx, my = mix_batch((x, y), np.float32([0.75, 0.75]), np.array([1, 0]))
+    >>> np.asarray(mx).ravel().tolist(), np.asarray(my).tolist()
     ([0.25, 0.75], [0.25, 0.75])
     """
+    import tensorflow as tf
+
     mixed = []
     for array in batch:
-        a = np.asarray(array, dtype=np.float32)
-        w = lam.reshape((-1,) + (1,) * (a.ndim - 1))
-        mixed.append(w * a + (1 - w) * a[partner])
+        a = tf.cast(array, tf.float32)
+        w = tf.reshape(lam, [-1] + [1] * (a.shape.rank - 1))
+        mixed.append(w * a + (1 - w) * tf.gather(a, partner))
     return tuple(mixed)
 
 
@@ -278,19 +282,20 @@ def _ordered_tf_data(tensors, y, *, batch_size, seed, balanced, mixup_alpha):
 
     # Draw the order LazyBatches draws when it is made (Keras only peeks at
     # its first batches and has it re-ordered before epoch 1), so that arrays
-    # and streamed images see the same orders for the same seed.
+    # and streamed images see the same orders (and mixtures) for the same seed.
     draw_order()
-    draws = [1]
+    draws = 1
 
     def batch_rows():
+        nonlocal draws
         order = draw_order()  # a new order each time an epoch starts
-        draws[0] += 1
+        draws += 1
         for index, start in enumerate(range(0, len(order), batch_size)):
             rows = order[start : start + batch_size]
             if not mixup_alpha:
                 yield rows
                 continue
-            lam, partner = mixup_draw(seed, draws[0], index, len(rows), mixup_alpha)
+            lam, partner = mixup_draw(seed, draws, index, len(rows), mixup_alpha)
             yield rows, lam, partner
 
     data = tuple(tf.convert_to_tensor(t) for t in tensors)
@@ -307,12 +312,7 @@ def _ordered_tf_data(tensors, y, *, batch_size, seed, balanced, mixup_alpha):
         return tuple(tf.gather(t, r) for t in data)
 
     def gather_mixed(r, lam, partner):
-        mixed = []
-        for t in gather(r):
-            t = tf.cast(t, tf.float32)
-            w = tf.reshape(lam, [-1] + [1] * (t.shape.rank - 1))
-            mixed.append(w * t + (1 - w) * tf.gather(t, partner))
-        return tuple(mixed)
+        return mix_batch(gather(r), lam, partner)
 
     ds = rows.map(
         gather_mixed if mixup_alpha else gather,

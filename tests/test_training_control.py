@@ -164,7 +164,7 @@ def test_balanced_order_draws_a_new_majority_subset_each_epoch():
 def _epoch_batches(data):
     """The (x, y) batches of one epoch of a training source, as arrays."""
     if hasattr(data, "on_epoch_end"):  # a keras PyDataset (lazy images)
-        batches = [data[i] for i in range(len(data))]
+        batches = [tuple(np.asarray(t) for t in data[i]) for i in range(len(data))]
         data.on_epoch_end()
         return batches
     return [tuple(np.asarray(t) for t in batch) for batch in data]  # tf.data
