@@ -3,6 +3,7 @@
     python benchmarks/recipe_posthoc.py ensemble NAME NAME [...]
     python benchmarks/recipe_posthoc.py tta NAME [--shift 6] [--zoom 0.06]
     python benchmarks/recipe_posthoc.py folds NAME
+    python benchmarks/recipe_posthoc.py errors NAME NAME [...] [--data DIR]
 
 The runs are those of ``benchmarks/recipe_cv.py`` (same patient-grouped
 folds, so every comparison is paired image by image):
@@ -22,6 +23,12 @@ folds, so every comparison is paired image by image):
     The ROC-AUC of each fold's model on its own held-out patients, beside the
     pooled figure (pooling mixes three models' calibrations, so it is the
     more conservative of the two).
+``errors``
+    Which films several finished runs misclassify at their own decision:
+    how many films every run gets wrong, how many some and how many none,
+    the averaged probability of the films every run gets wrong, the pooled
+    ROC-AUC of the averaged runs with and without them, and those films by
+    name (read from ``--data`` in the order ``recipe_cv`` loaded them).
 
 Each prints JSON: figures with 95% intervals (bootstrap over patients) and
 the paired differences with p-values.
@@ -154,6 +161,44 @@ def folds(name):
             "per_fold_roc_auc": per_fold, "mean_of_folds": round(float(np.mean(per_fold)), 5)}
 
 
+def errors(names, data):
+    from sklearn.metrics import roc_auc_score
+
+    runs = [_load_run(n) for n in names]
+    labels = runs[0]["labels"]
+    for r in runs[1:]:
+        if not np.array_equal(r["labels"], labels):
+            raise SystemExit("the runs were not made on the same images")
+    paths, data_labels, _ = load_all(data)
+    if not np.array_equal(np.asarray(data_labels, dtype=str), labels):
+        raise SystemExit(f"{data} does not hold the images of these runs, in their order")
+    y = labels == POS
+    wrong = np.array([(r["pred"] == POS) != y for r in runs])
+    n_wrong = wrong.sum(axis=0)
+    always = n_wrong == len(runs)
+    proba = np.mean([r["proba"] for r in runs], axis=0)
+
+    def span(mask):
+        return [round(float(proba[mask].min()), 3), round(float(proba[mask].max()), 3)] \
+            if mask.any() else None
+
+    root = Path(data)
+    return {
+        "runs": names,
+        "errors_per_run": {n: int(w.sum()) for n, w in zip(names, wrong)},
+        "wrong_in_every_run": {"films": int(always.sum()), "normal": int((always & ~y).sum()),
+                               "pneumonia": int((always & y).sum()),
+                               "mean_probability_normal": span(always & ~y),
+                               "mean_probability_pneumonia": span(always & y)},
+        "wrong_in_some_runs": int(((n_wrong > 0) & ~always).sum()),
+        "wrong_in_no_run": int((n_wrong == 0).sum()),
+        "roc_auc_of_mean": round(float(roc_auc_score(y, proba)), 5),
+        "roc_auc_of_mean_without_them": round(float(roc_auc_score(y[~always], proba[~always])), 5),
+        "films": [str(Path(paths[i]).relative_to(root)) if Path(paths[i]).is_relative_to(root)
+                  else str(paths[i]) for i in np.flatnonzero(always)],
+    }
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -166,9 +211,14 @@ def main(argv=None):
     t.add_argument("--data", default=str(DEFAULT_DATA))
     f = sub.add_parser("folds")
     f.add_argument("name")
+    r = sub.add_parser("errors")
+    r.add_argument("names", nargs="+")
+    r.add_argument("--data", default=str(DEFAULT_DATA))
     args = parser.parse_args(argv)
     if args.what == "ensemble":
         out = ensemble(args.names)
+    elif args.what == "errors":
+        out = errors(args.names, args.data)
     elif args.what == "tta":
         out = tta(args.name, args.data, args.shift, args.zoom)
     else:

@@ -1,0 +1,103 @@
+"""benchmarks/recipe_posthoc.py errors: the films every cross-validated run misreads.
+
+docs/recipe.rst quotes its counts (films wrong in every run, in some, in
+none) and the ROC-AUC without the films every run gets wrong, so they are
+tested on runs made up here, where the answer is known.
+"""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPO_ROOT
+
+Image = pytest.importorskip("PIL.Image")
+
+
+def _load_script():
+    # recipe_posthoc puts benchmarks/ on sys.path to import its neighbours;
+    # take it off again, or benchmarks/distributed.py would shadow the dask
+    # package of that name for every later test in this process
+    saved = list(sys.path)
+    try:
+        path = REPO_ROOT / "benchmarks" / "recipe_posthoc.py"
+        spec = importlib.util.spec_from_file_location("_recipe_posthoc", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path[:] = saved
+    return module
+
+
+posthoc = _load_script()
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    """A Kermany-like folder: train/ and val/, NORMAL/ and PNEUMONIA/, 12 films."""
+    root = tmp_path / "data"
+    pixels = Image.fromarray(np.zeros((8, 8), dtype=np.uint8))
+    for split, first in (("train", 1), ("val", 4)):
+        stems = {"NORMAL": [f"IM-{n:04d}-0001" for n in range(first, first + 3)],
+                 "PNEUMONIA": [f"person{n}_bacteria_{n}" for n in range(first, first + 3)]}
+        for label, names in stems.items():
+            (root / split / label).mkdir(parents=True)
+            for stem in names:
+                pixels.save(root / split / label / f"{stem}.jpeg")
+    return root
+
+
+def _save_run(work, name, labels, proba):
+    (work / name).mkdir(parents=True)
+    pred = np.where(proba >= 0.5, "PNEUMONIA", "NORMAL")
+    np.savez(work / name / "oof.npz", proba=proba, pred=pred, labels=labels,
+             groups=np.arange(len(labels)).astype(str))
+
+
+def test_errors_counts_the_films_every_run_misreads(tmp_path, data_dir, monkeypatch):
+    paths, labels, _ = posthoc.load_all(data_dir)
+    labels = np.asarray(labels, dtype=str)
+    y = labels == "PNEUMONIA"
+    work = tmp_path / "work"
+    monkeypatch.setattr(posthoc, "WORK", work)
+    base = np.where(y, 0.9, 0.1)
+    always = [int(np.flatnonzero(~y)[0]), int(np.flatnonzero(y)[1])]  # one of each class
+    sometimes = int(np.flatnonzero(y)[2])
+    a, b = base.copy(), base.copy()
+    a[always] = [0.8, 0.2]
+    b[always] = [0.6, 0.3]
+    b[sometimes] = 0.4
+    _save_run(work, "a", labels, a)
+    _save_run(work, "b", labels, b)
+
+    out = posthoc.errors(["a", "b"], str(data_dir))
+
+    assert out["errors_per_run"] == {"a": 2, "b": 3}
+    wrong = out["wrong_in_every_run"]
+    assert (wrong["films"], wrong["normal"], wrong["pneumonia"]) == (2, 1, 1)
+    assert wrong["mean_probability_normal"] == [0.7, 0.7]
+    assert wrong["mean_probability_pneumonia"] == [0.25, 0.25]
+    assert out["wrong_in_some_runs"] == 1
+    assert out["wrong_in_no_run"] == len(y) - 3
+    assert out["roc_auc_of_mean"] < 1.0
+    assert out["roc_auc_of_mean_without_them"] == 1.0
+    names = {str(Path(paths[i]).relative_to(data_dir)) for i in always}
+    assert set(out["films"]) == names
+    json.dumps(out)  # what main() prints
+
+
+def test_errors_refuses_runs_of_other_images(tmp_path, data_dir, monkeypatch):
+    _, labels, _ = posthoc.load_all(data_dir)
+    labels = np.asarray(labels, dtype=str)
+    work = tmp_path / "work"
+    monkeypatch.setattr(posthoc, "WORK", work)
+    proba = np.linspace(0.05, 0.95, len(labels))
+    _save_run(work, "a", labels, proba)
+    _save_run(work, "b", labels[::-1], proba)
+    with pytest.raises(SystemExit, match="same images"):
+        posthoc.errors(["a", "b"], str(data_dir))
+    with pytest.raises(SystemExit, match="does not hold the images"):
+        posthoc.errors(["b"], str(data_dir))
