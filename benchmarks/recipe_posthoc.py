@@ -54,6 +54,16 @@ def _load_run(name):
     return {k: f[k] for k in f.files}
 
 
+def _load_runs(names):
+    """Finished runs made on the same images in the same order (else exit)."""
+    runs = [_load_run(n) for n in names]
+    for name, r in zip(names[1:], runs[1:]):
+        if not (np.array_equal(r["labels"], runs[0]["labels"])
+                and np.array_equal(r["groups"], runs[0]["groups"])):
+            raise SystemExit(f"the runs {names[0]!r} and {name!r} were not made on the same images")
+    return runs
+
+
 def _paired(labels, groups, proba_a, pred_a, proba_b, pred_b):
     from cxrlearn.evaluation import paired_bootstrap
 
@@ -73,10 +83,8 @@ def _short(figures):
 
 
 def ensemble(names):
-    runs = [_load_run(n) for n in names]
+    runs = _load_runs(names)
     labels, groups = runs[0]["labels"], runs[0]["groups"]
-    for r in runs[1:]:
-        assert np.array_equal(r["labels"], labels) and np.array_equal(r["groups"], groups)
     proba = np.mean([r["proba"] for r in runs], axis=0)
     pred = np.where(proba >= 0.5, POS, "NORMAL")
     first_pred = runs[0]["pred"] == POS
@@ -164,13 +172,11 @@ def folds(name):
 def errors(names, data):
     from sklearn.metrics import roc_auc_score
 
-    runs = [_load_run(n) for n in names]
+    runs = _load_runs(names)
     labels = runs[0]["labels"]
-    for r in runs[1:]:
-        if not np.array_equal(r["labels"], labels):
-            raise SystemExit("the runs were not made on the same images")
-    paths, data_labels, _ = load_all(data)
-    if not np.array_equal(np.asarray(data_labels, dtype=str), labels):
+    paths, data_labels, data_groups = load_all(data)
+    if not (np.array_equal(np.asarray(data_labels, dtype=str), labels)
+            and np.array_equal(np.asarray(data_groups, dtype=str), runs[0]["groups"])):
         raise SystemExit(f"{data} does not hold the images of these runs, in their order")
     y = labels == POS
     wrong = np.array([(r["pred"] == POS) != y for r in runs])

@@ -50,15 +50,15 @@ def data_dir(tmp_path):
     return root
 
 
-def _save_run(work, name, labels, proba):
+def _save_run(work, name, labels, groups, proba):
     (work / name).mkdir(parents=True)
     pred = np.where(proba >= 0.5, "PNEUMONIA", "NORMAL")
     np.savez(work / name / "oof.npz", proba=proba, pred=pred, labels=labels,
-             groups=np.arange(len(labels)).astype(str))
+             groups=np.asarray(groups, dtype=str))
 
 
 def test_errors_counts_the_films_every_run_misreads(tmp_path, data_dir, monkeypatch):
-    paths, labels, _ = posthoc.load_all(data_dir)
+    paths, labels, groups = posthoc.load_all(data_dir)
     labels = np.asarray(labels, dtype=str)
     y = labels == "PNEUMONIA"
     work = tmp_path / "work"
@@ -70,8 +70,8 @@ def test_errors_counts_the_films_every_run_misreads(tmp_path, data_dir, monkeypa
     a[always] = [0.8, 0.2]
     b[always] = [0.6, 0.3]
     b[sometimes] = 0.4
-    _save_run(work, "a", labels, a)
-    _save_run(work, "b", labels, b)
+    _save_run(work, "a", labels, groups, a)
+    _save_run(work, "b", labels, groups, b)
 
     out = posthoc.errors(["a", "b"], str(data_dir))
 
@@ -90,14 +90,22 @@ def test_errors_counts_the_films_every_run_misreads(tmp_path, data_dir, monkeypa
 
 
 def test_errors_refuses_runs_of_other_images(tmp_path, data_dir, monkeypatch):
-    _, labels, _ = posthoc.load_all(data_dir)
+    _, labels, groups = posthoc.load_all(data_dir)
     labels = np.asarray(labels, dtype=str)
     work = tmp_path / "work"
     monkeypatch.setattr(posthoc, "WORK", work)
     proba = np.linspace(0.05, 0.95, len(labels))
-    _save_run(work, "a", labels, proba)
-    _save_run(work, "b", labels[::-1], proba)
+    _save_run(work, "a", labels, groups, proba)
+    _save_run(work, "b", labels[::-1], groups, proba)
+    # the same labels in the same order, but other patients' films
+    _save_run(work, "c", labels, [f"other{g}" for g in groups], proba)
     with pytest.raises(SystemExit, match="same images"):
         posthoc.errors(["a", "b"], str(data_dir))
+    with pytest.raises(SystemExit, match="same images"):
+        posthoc.errors(["a", "c"], str(data_dir))
     with pytest.raises(SystemExit, match="does not hold the images"):
         posthoc.errors(["b"], str(data_dir))
+    with pytest.raises(SystemExit, match="does not hold the images"):
+        posthoc.errors(["c"], str(data_dir))
+    with pytest.raises(SystemExit, match="same images"):
+        posthoc.ensemble(["a", "c"])
