@@ -143,6 +143,16 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         100 steps. ``None`` ends with the last step's weights. With an
         optimizer instance, set ``use_ema`` on the instance instead: passing
         both raises a ``ValueError``.
+    weight_decay : float or None, default=None
+        Decoupled weight decay (Keras's optimizer option ``weight_decay``):
+        after every step each trainable weight ``w`` becomes
+        ``w - weight_decay * lr * w``, with ``lr`` the step's learning rate,
+        so over a cosine-scheduled fit the weights shrink by about
+        ``exp(-weight_decay * learning_rate * steps / 2)`` besides the
+        gradient's pull. ``None`` keeps the named optimizer's own default
+        (none for ``"adam"``, 0.004 for ``"adamw"``). With an optimizer
+        instance, set ``weight_decay`` on the instance instead: passing both
+        raises a ``ValueError``.
     validation_fraction : float, default=0.0
         Fraction of the training data held out (stratified) to monitor
         ``val_loss``; 0 monitors the training loss.
@@ -249,6 +259,7 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         "lr_schedule": [StrOptions({"constant", "cosine"})],
         "optimizer": [str, HasMethods(["get_config"])],
         "ema_momentum": [None, Interval(numbers.Real, 0, 1, closed="neither")],
+        "weight_decay": [None, Interval(numbers.Real, 0, None, closed="left")],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="left")],
         "early_stopping": [None, Interval(numbers.Integral, 1, None, closed="left")],
         "reduce_lr_on_plateau": [None, Interval(numbers.Integral, 1, None, closed="left")],
@@ -281,6 +292,7 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         lr_schedule="cosine",
         optimizer="adam",
         ema_momentum=None,
+        weight_decay=None,
         validation_fraction=0.0,
         early_stopping=None,
         reduce_lr_on_plateau=None,
@@ -309,6 +321,7 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         self.lr_schedule = lr_schedule
         self.optimizer = optimizer
         self.ema_momentum = ema_momentum
+        self.weight_decay = weight_decay
         self.validation_fraction = validation_fraction
         self.early_stopping = early_stopping
         self.reduce_lr_on_plateau = reduce_lr_on_plateau
@@ -442,11 +455,14 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
                 f"lr_schedule={self.lr_schedule!r} sets the learning rate of every step; "
                 "it cannot be combined with reduce_lr_on_plateau."
             )
-        if self.ema_momentum is not None and not isinstance(self.optimizer, str):
-            raise ValueError(
-                f"ema_momentum={self.ema_momentum} applies to an optimizer given by name; "
-                "set use_ema and ema_momentum on the optimizer instance instead."
-            )
+        if not isinstance(self.optimizer, str):
+            for name, on_instance in (("ema_momentum", "use_ema and ema_momentum"),
+                                      ("weight_decay", "weight_decay")):
+                if getattr(self, name) is not None:
+                    raise ValueError(
+                        f"{name}={getattr(self, name)} applies to an optimizer given by "
+                        f"name; set {on_instance} on the optimizer instance instead."
+                    )
         continuing = self.warm_start and hasattr(self, "model_")
         if continuing:
             self._check_can_continue()
@@ -559,6 +575,7 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
             decay_steps=self.epochs * -(-n_fit // self.batch_size),
             label_smoothing=self.label_smoothing,
             ema_momentum=self.ema_momentum,
+            weight_decay=self.weight_decay,
         )
 
     def _train(self, network, fit_data, val_data, seed, index):

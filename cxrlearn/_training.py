@@ -426,14 +426,16 @@ def predict_logits(logits_model, X, *, batch_size, inference=None):
 
 
 def compile_model(model, *, n_classes, optimizer, learning_rate, lr_schedule="constant",
-                  decay_steps=None, label_smoothing=0.0, ema_momentum=None):
+                  decay_steps=None, label_smoothing=0.0, ema_momentum=None,
+                  weight_decay=None):
     """Compile ``model`` with the loss that matches its output layer.
 
     ``lr_schedule="cosine"`` decays the rate to 1% over ``decay_steps``;
     ``label_smoothing`` (two classes only) is Keras's binary cross-entropy
     option of that name; ``ema_momentum`` turns on the named optimizer's
     moving average of the weights, which ``Model.fit`` copies into the
-    network when it ends.
+    network when it ends; ``weight_decay`` (not None) sets the named
+    optimizer's decoupled weight decay.
     """
     keras = import_keras()
     if lr_schedule == "cosine":
@@ -444,6 +446,8 @@ def compile_model(model, *, n_classes, optimizer, learning_rate, lr_schedule="co
         config = {"learning_rate": learning_rate}
         if ema_momentum is not None:
             config.update(use_ema=True, ema_momentum=float(ema_momentum))
+        if weight_decay is not None:
+            config["weight_decay"] = float(weight_decay)
         opt = keras.optimizers.get({"class_name": optimizer, "config": config})
     else:  # a Keras optimizer instance: use a fresh copy of its configuration
         opt = optimizer.__class__.from_config(optimizer.get_config())

@@ -344,6 +344,39 @@ def test_ema_momentum_needs_an_optimizer_by_name(xrays):
         small_cnn(ema_momentum=1.0).fit(X[:10], y[:10])
 
 
+def _norm(weights):
+    return np.sqrt(sum(float(np.sum(w ** 2)) for w in weights))
+
+
+def test_weight_decay_shrinks_the_weights():
+    X, y = _separable(64, 32)
+    params = dict(conv_filters=(), dense_units=(8,), dropout=0.0, epochs=4,
+                  batch_size=8, learning_rate=0.01, lr_schedule="constant", random_state=0)
+    plain = PneumoniaCNN(**params).fit(X, y)
+    decayed = PneumoniaCNN(**params, weight_decay=5.0).fit(X, y)
+    assert plain.model_.optimizer.weight_decay is None
+    assert decayed.model_.optimizer.weight_decay == pytest.approx(5.0)
+    # 32 steps of w -= 5 * 0.01 * w shrink the weights by up to 1 - 0.95**32 = 81%
+    assert _norm(decayed.model_.get_weights()) < 0.6 * _norm(plain.model_.get_weights())
+    # "adamw" keeps its own default when none is given, and takes the one given
+    default = PneumoniaCNN(**{**params, "epochs": 1}, optimizer="adamw").fit(X, y)
+    assert default.model_.optimizer.weight_decay == pytest.approx(0.004)
+    given = PneumoniaCNN(**{**params, "epochs": 1}, optimizer="adamw",
+                         weight_decay=0.0).fit(X, y)
+    assert given.model_.optimizer.weight_decay == 0.0
+
+
+def test_weight_decay_needs_an_optimizer_by_name(xrays):
+    import keras
+
+    X, y = xrays
+    clf = small_cnn(weight_decay=0.1, optimizer=keras.optimizers.SGD())
+    with pytest.raises(ValueError, match="set weight_decay on the optimizer instance"):
+        clf.fit(X[:10], y[:10])
+    with pytest.raises(InvalidParameterError, match="weight_decay"):
+        small_cnn(weight_decay=-0.1).fit(X[:10], y[:10])
+
+
 # -------------------------------------------------------------- weighting
 def test_class_weight_shifts_predictions(xrays):
     X, y = xrays
