@@ -652,6 +652,7 @@ def test_help_shows_the_default_numbers(capsys):
     ("--ema-momentum", "ema_momentum", 0.99, ("0", "1", "1.5"),
      r"--ema-momentum must be in \(0, 1\)"),
     ("--mixup", "mixup_alpha", 0.2, ("0", "-1"), "--mixup must be > 0"),
+    ("--weight-decay", "weight_decay", 0.5, ("-0.1", "nan"), "--weight-decay must be >= 0"),
 ])
 def test_off_by_default_options_reach_the_network(flag, param, value, bad, error):
     from cxrlearn.cli import build_parser

@@ -126,6 +126,9 @@ def add_model_arguments(parser, *, epochs=None, networks=1, label_smoothing=0.0)
                        help="end training with a moving average of the weights, updated "
                        "with momentum M after every step (e.g. 0.99; default: the last "
                        "step's weights)")
+    group.add_argument("--weight-decay", type=float, default=None, metavar="D",
+                       help="shrink every weight by D times the learning rate after each "
+                       "step (decoupled weight decay; e.g. 0.5; default: none)")
     group.add_argument("--batch-size", type=int, default=None,
                        help=f"images per step (default: {d['batch_size']})")
     group.add_argument("--learning-rate", type=float, default=None,
@@ -241,11 +244,14 @@ def make_pipeline(args, *, n_classes=2):
         "precision": args.precision,
         "ema_momentum": args.ema_momentum,
         "mixup_alpha": args.mixup,
+        "weight_decay": args.weight_decay,
     }
     if args.mixup is not None and not args.mixup > 0:
         raise CLIError(f"--mixup must be > 0, got {args.mixup}")
     if args.ema_momentum is not None and not 0 < args.ema_momentum < 1:
         raise CLIError(f"--ema-momentum must be in (0, 1), got {args.ema_momentum}")
+    if args.weight_decay is not None and not args.weight_decay >= 0:
+        raise CLIError(f"--weight-decay must be >= 0, got {args.weight_decay}")
     cnn.set_params(**{k: v for k, v in overrides.items() if v is not None})
     cnn.set_params(label_smoothing=_label_smoothing(args, n_classes))
     if args.class_weight is not None:
