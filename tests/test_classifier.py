@@ -245,8 +245,8 @@ def _separable(n, n_features):
 def _separable_logits(**params):
     """Training-image logits of a small dense network fitted to ``_separable(80, 64)``."""
     X, y = _separable(80, 64)
-    clf = PneumoniaCNN(conv_filters=(), dense_units=(16,), dropout=0.0, epochs=60,
-                       learning_rate=0.01, random_state=0, **params).fit(X, y)
+    clf = PneumoniaCNN(conv_filters=(), dense_units=(16,), dropout=0.0, epochs=40,
+                       learning_rate=0.015, random_state=0, **params).fit(X, y)
     return y == "PNEUMONIA", clf.decision_function(X)
 
 

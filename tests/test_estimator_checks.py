@@ -9,7 +9,7 @@ from cxrlearn import ImageLoader, PneumoniaCNN
 
 # A small dense configuration: the checks feed 2-D tabular data, which the
 # network accepts when it has no convolution blocks.
-_CNN = PneumoniaCNN(conv_filters=(), dense_units=(16,), dropout=0.0, epochs=10,
+_CNN = PneumoniaCNN(conv_filters=(), dense_units=(16,), dropout=0.0, epochs=4,
                     batch_size=32, learning_rate=0.05, random_state=0)
 
 EXPECTED_FAILURES = {
