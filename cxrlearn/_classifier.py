@@ -773,11 +773,12 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         state.setdefault("precision", "float32")
         # ... and before ``n_networks`` existed, one network
         state.setdefault("n_networks", 1)
-        # ... and before ``label_smoothing``, ``mixup_alpha`` and ``ema_momentum``
-        # existed, none
+        # ... and before ``label_smoothing``, ``mixup_alpha``, ``ema_momentum`` and
+        # ``weight_decay`` existed, none
         state.setdefault("label_smoothing", 0.0)
         state.setdefault("mixup_alpha", None)
         state.setdefault("ema_momentum", None)
+        state.setdefault("weight_decay", None)
         if data is not None:  # a fitted model, maybe from before precision_ / the digests
             state.setdefault("precision_", "float32")
             state.setdefault("training_fingerprints_", None)

@@ -153,11 +153,14 @@ def test_models_saved_before_n_networks_existed_load_as_one_network(single, data
     del state["n_networks"]  # as in files written before ensembles
     del state["label_smoothing"]  # ... and before label smoothing
     del state["mixup_alpha"]  # ... and before mixup
+    del state["ema_momentum"], state["weight_decay"]  # ... and before these
     old = type(single).__new__(type(single))
     old.__setstate__(state)
     assert old.n_networks == 1 and "n_networks" not in repr(old)
     assert clone(old).get_params()["n_networks"] == 1
     assert clone(old).get_params()["label_smoothing"] == 0.0
     assert clone(old).get_params()["mixup_alpha"] is None
+    assert clone(old).get_params()["ema_momentum"] is None
+    assert clone(old).get_params()["weight_decay"] is None
     np.testing.assert_allclose(old.predict_proba(X_test), single.predict_proba(X_test),
                                atol=1e-6)

@@ -57,6 +57,10 @@ def test_loaded_model_is_a_fitted_path_pipeline(model):
     fingerprints = cnn.training_fingerprints_
     assert fingerprints.dtype == np.uint64 and len(fingerprints) == 4307 - 48 + 23
     assert np.all(np.diff(fingerprints.astype(np.float64)) >= 0)  # sorted
+    # written before weight_decay existed: it loads with the default, and clones
+    from sklearn.base import clone
+
+    assert clone(model).named_steps["cnn"].get_params()["weight_decay"] is None
 
 
 def test_model_card_says_what_a_user_must_know():
