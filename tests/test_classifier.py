@@ -333,17 +333,6 @@ def test_ema_momentum_ends_the_fit_with_the_averaged_weights():
     assert not np.allclose(plain.predict_proba(X), slow.predict_proba(X))
 
 
-def test_ema_momentum_needs_an_optimizer_by_name(xrays):
-    import keras
-
-    X, y = xrays
-    clf = small_cnn(ema_momentum=0.99, optimizer=keras.optimizers.SGD())
-    with pytest.raises(ValueError, match="set use_ema and ema_momentum on the optimizer"):
-        clf.fit(X[:10], y[:10])
-    with pytest.raises(InvalidParameterError, match="ema_momentum"):
-        small_cnn(ema_momentum=1.0).fit(X[:10], y[:10])
-
-
 def _norm(weights):
     return np.sqrt(sum(float(np.sum(w ** 2)) for w in weights))
 
@@ -366,15 +355,20 @@ def test_weight_decay_shrinks_the_weights():
     assert given.model_.optimizer.weight_decay == 0.0
 
 
-def test_weight_decay_needs_an_optimizer_by_name(xrays):
+@pytest.mark.parametrize("param, value, invalid, on_instance", [
+    ("ema_momentum", 0.99, 1.0, "use_ema and ema_momentum"),
+    ("weight_decay", 0.1, -0.1, "weight_decay"),
+])
+def test_optimizer_options_need_an_optimizer_by_name(xrays, param, value, invalid,
+                                                      on_instance):
     import keras
 
     X, y = xrays
-    clf = small_cnn(weight_decay=0.1, optimizer=keras.optimizers.SGD())
-    with pytest.raises(ValueError, match="set weight_decay on the optimizer instance"):
+    clf = small_cnn(**{param: value}, optimizer=keras.optimizers.SGD())
+    with pytest.raises(ValueError, match=f"set {on_instance} on the optimizer instance"):
         clf.fit(X[:10], y[:10])
-    with pytest.raises(InvalidParameterError, match="weight_decay"):
-        small_cnn(weight_decay=-0.1).fit(X[:10], y[:10])
+    with pytest.raises(InvalidParameterError, match=param):
+        small_cnn(**{param: invalid}).fit(X[:10], y[:10])
 
 
 # -------------------------------------------------------------- weighting
