@@ -54,12 +54,17 @@ def _load_run(name):
     return {k: f[k] for k in f.files}
 
 
+def _same_images(run, labels, groups):
+    """Whether ``run`` was made on images of these labels and patients, in this order."""
+    return (np.array_equal(run["labels"], np.asarray(labels, dtype=str))
+            and np.array_equal(run["groups"], np.asarray(groups, dtype=str)))
+
+
 def _load_runs(names):
     """Finished runs made on the same images in the same order (else exit)."""
     runs = [_load_run(n) for n in names]
     for name, r in zip(names[1:], runs[1:]):
-        if not (np.array_equal(r["labels"], runs[0]["labels"])
-                and np.array_equal(r["groups"], runs[0]["groups"])):
+        if not _same_images(r, runs[0]["labels"], runs[0]["groups"]):
             raise SystemExit(f"the runs {names[0]!r} and {name!r} were not made on the same images")
     return runs
 
@@ -175,8 +180,7 @@ def errors(names, data):
     runs = _load_runs(names)
     labels = runs[0]["labels"]
     paths, data_labels, data_groups = load_all(data)
-    if not (np.array_equal(np.asarray(data_labels, dtype=str), labels)
-            and np.array_equal(np.asarray(data_groups, dtype=str), runs[0]["groups"])):
+    if not _same_images(runs[0], data_labels, data_groups):
         raise SystemExit(f"{data} does not hold the images of these runs, in their order")
     y = labels == POS
     wrong = np.array([(r["pred"] == POS) != y for r in runs])
