@@ -18,10 +18,19 @@ patients, and the balanced-accuracy threshold of each fold is chosen on the
 other folds' held-out predictions (cross-fitted), so no figure is chosen on
 the images it is measured on.
 
+Variants of the 28 px pipeline: ``--intensity equalize`` (or ``stretch``)
+normalises each image's grey levels as ``ImageLoader(intensity=...)`` does
+for files, and ``--image-size 56`` upsamples the images (bicubic) before
+the network. With ``--grouped-cv``, ``--save NAME`` keeps the held-out
+predictions (``benchmarks/results/pneumoniamnist-cv/NAME.npz``, not
+versioned) and ``--compare NAME`` adds the paired differences against a
+saved run over the same folds (:func:`cxrlearn.evaluation.paired_bootstrap`,
+resampling patients).
+
 Usage::
 
     python benchmarks/pneumoniamnist.py [--data ../shared/data] [--epochs 30] [--networks 1]
-        [--grouped-cv 5]
+        [--intensity raw] [--image-size 28] [--grouped-cv 5 [--save NAME] [--compare OTHER]]
 """
 
 import argparse
@@ -34,7 +43,23 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+RUNS = REPO / "benchmarks" / "results" / "pneumoniamnist-cv"
 TEST_NORMAL_FRACTION = 234 / 624  # MedMNIST v2 PneumoniaMNIST test split
+
+
+def prepare(X, intensity, image_size):
+    """The images as the network sees them: grey levels normalised, resized."""
+    from PIL import Image
+
+    from cxrlearn._decoders import _normalize_intensity  # ImageLoader's, for arrays
+
+    out = []
+    for image in X[..., 0]:
+        if image_size != image.shape[0]:
+            image = np.asarray(Image.fromarray(image).resize((image_size, image_size),
+                                                             Image.Resampling.BICUBIC))
+        out.append(_normalize_intensity(np.clip(image, 0.0, 1.0), intensity))
+    return np.stack(out)[..., np.newaxis].astype(np.float32)
 
 
 def shifted_accuracy(y_true, y_pred, normal_fraction):
@@ -54,7 +79,19 @@ def main(argv=None):
                         help="PneumoniaCNN(n_networks=...): a seed ensemble")
     parser.add_argument("--grouped-cv", type=int, default=0, metavar="K",
                         help="K folds split by patient over train + val instead of the val split")
+    parser.add_argument("--intensity", choices=["raw", "stretch", "equalize"], default="raw",
+                        help="per-image grey-level normalisation (default: raw)")
+    parser.add_argument("--image-size", type=int, default=28,
+                        help="upsample the 28 px images to this size first (default: 28)")
+    parser.add_argument("--save", metavar="NAME",
+                        help="with --grouped-cv: keep the held-out predictions as NAME")
+    parser.add_argument("--compare", metavar="NAME",
+                        help="with --grouped-cv: paired differences against saved run NAME")
     args = parser.parse_args(argv)
+    if (args.save or args.compare) and not args.grouped_cv:
+        parser.error("--save and --compare need --grouped-cv")
+    if args.compare and not (RUNS / f"{args.compare}.npz").is_file():
+        parser.error(f"no saved run {args.compare!r} in {RUNS}")
     npz = Path(args.data) / "pneumoniamnist" / "pneumoniamnist_trainval.npz"
     if not npz.is_file():
         raise SystemExit(f"PneumoniaMNIST not found at {npz}; set --data or CXRLEARN_DATA")
@@ -98,6 +135,8 @@ def on_val(npz, args):
 
     X, y = load_medmnist(npz, "train")
     Xv, yv = load_medmnist(npz, "val")
+    X, Xv = prepare(X, args.intensity, args.image_size), prepare(Xv, args.intensity,
+                                                                 args.image_size)
     clf = make_classifier(args)
     t0 = time.perf_counter()
     clf.fit(X, y)
@@ -127,6 +166,7 @@ def grouped_cv(npz, args):
     X, y = load_medmnist(npz, "train")
     Xv, yv = load_medmnist(npz, "val")
     X, y = np.concatenate([X, Xv]), np.concatenate([y, yv])
+    X = prepare(X, args.intensity, args.image_size)
     with np.load(groups_file) as g:
         patient = g["patient"]
         if not np.array_equal(g["label"], y):
@@ -157,9 +197,11 @@ def grouped_cv(npz, args):
         cross_fitted[fk == k] = pk[fk == k] >= t
     print(f"{args.grouped_cv}-fold CV by patient over {len(known)} images of "
           f"{len(np.unique(gk))} patients ({len(unknown)} more, of no known patient, only "
-          f"trained on); {args.networks} network(s) x {args.epochs} epochs; fits "
+          f"trained on); {args.networks} network(s) x {args.epochs} epochs, "
+          f"{args.image_size} px, intensity {args.intensity}; fits "
           f"{min(seconds):.0f}-{max(seconds):.0f} s")
-    for name, pred in (("0.5", (pk >= 0.5).astype(int)),
+    decisions = {"0.5": (pk >= 0.5).astype(int), "cross-fitted": cross_fitted}
+    for name, pred in (("0.5", decisions["0.5"]),
                        ("cross-fitted balanced-accuracy threshold "
                         f"({min(thresholds):.3f}-{max(thresholds):.3f})", cross_fitted)):
         boot = bootstrap_metrics(yk, pk, y_pred=pred, pos_label=1, groups=gk,
@@ -170,6 +212,33 @@ def grouped_cv(npz, args):
             for m in ("roc_auc", "accuracy", "sensitivity", "specificity") if m in i)
         print(f"at {name}: {figures}; accuracy at the test class mix "
               f"{shifted_accuracy(yk, pred, TEST_NORMAL_FRACTION):.4f}")
+    if args.compare:
+        compare(args.compare, yk, pk, decisions, gk)
+    if args.save:
+        RUNS.mkdir(parents=True, exist_ok=True)
+        np.savez(RUNS / f"{args.save}.npz", index=known, label=yk, proba=pk, fold=fk,
+                 patient=gk, pred_05=decisions["0.5"], pred_cross_fitted=cross_fitted,
+                 seconds=np.array(seconds), settings=np.array(repr(vars(args))))
+        print(f"held-out predictions saved to {RUNS / args.save}.npz")
+
+
+def compare(name, y, proba, decisions, patient):
+    """Paired differences (this run - run ``name``) over the same folds."""
+    from cxrlearn.evaluation import paired_bootstrap
+
+    with np.load(RUNS / f"{name}.npz", allow_pickle=False) as other:
+        if not (np.array_equal(other["label"], y) and np.array_equal(other["patient"], patient)):
+            raise SystemExit(f"run {name!r} scored other images or patients: not comparable")
+        other = {key: other[key] for key in ("proba", "pred_05", "pred_cross_fitted")}
+    for decision, key in (("0.5", "pred_05"), ("cross-fitted", "pred_cross_fitted")):
+        diff = paired_bootstrap(y, proba, other["proba"], y_pred_a=decisions[decision],
+                                y_pred_b=other[key], pos_label=1, groups=patient,
+                                n_resamples=2000, random_state=0)
+        text = "; ".join(
+            f"{m} {i.estimate:+.4f} ({i.low:+.4f}, {i.high:+.4f}) p={diff.pvalues[m]:.3f}"
+            for m, i in diff.intervals.items()
+            if m in ("roc_auc", "accuracy", "sensitivity", "specificity"))
+        print(f"this - {name}, at {decision}: {text}")
 
 
 if __name__ == "__main__":
