@@ -14,6 +14,7 @@ import pytest
 from cxrlearn.cli import main
 from cxrlearn.datasets import write_synthetic_xray_directory
 from cxrlearn.io import load_model
+from cxrlearn.networks import resolve_precision
 
 FAST = ["--epochs", "1", "--batch-size", "16"]
 REPO_TESTS = Path(__file__).resolve().parent
@@ -197,6 +198,9 @@ def test_tune_ranks_and_saves_best(folder, tmp_path, capsys):
         "candidate 2/2 fold 1/2", "candidate 2/2 fold 2/2"]
     assert "roc_auc" in fits[0] and "best so far roc_auc" in fits[-1]
     assert "refitting the best candidate on all images" in err
+    # the precision "auto" resolves to on this machine, said once before the fits
+    said = [line for line in err.splitlines() if line.startswith("precision: ")]
+    assert len(said) == 1 and said[0].startswith(f"precision: {resolve_precision('auto')},")
 
 
 def test_check_lists_all_bad_files(tmp_path, capsys):

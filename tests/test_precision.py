@@ -32,6 +32,31 @@ def test_auto_uses_bfloat16_only_where_native(monkeypatch, flags, gpu, expected)
     assert resolve_precision("bfloat16") == "bfloat16"
 
 
+@pytest.mark.parametrize(
+    "flags, gpu, asked, expected",
+    [
+        ({"avx2", "avx512_bf16"}, None, "auto", "precision: bfloat16, which this machine"),
+        ({"avx2", "avx512f"}, None, "auto", "precision: float32, as this machine computes no"),
+        (set(), False, "auto", "precision: float32, as this machine computes no"),
+        ({"amx_bf16"}, None, "bfloat16", "precision: bfloat16, which this machine"),
+        ({"avx2", "avx512f"}, None, "bfloat16", "warning: --precision bfloat16 is emulated"),
+        ({"avx2"}, None, "float32", None),  # asked for by name: nothing to explain
+        ({"avx512_bf16"}, None, "float32", None),
+    ],
+)
+def test_the_cli_says_what_precision_trains(monkeypatch, flags, gpu, asked, expected):
+    from cxrlearn.cli._common import precision_status
+
+    monkeypatch.setattr(networks, "_cpu_flags", lambda: frozenset(flags))
+    monkeypatch.setattr(networks, "_gpu_bfloat16", lambda: gpu)
+    line = precision_status(asked)
+    if expected is None:
+        assert line is None
+    else:
+        assert line.startswith(expected), line
+        assert "\n" not in line
+
+
 def test_cpu_flags_are_read_from_the_kernel():
     flags = networks._cpu_flags()
     assert isinstance(flags, frozenset)

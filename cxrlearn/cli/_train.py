@@ -18,6 +18,7 @@ from ._common import (
     check_out,
     load_folder,
     make_pipeline,
+    precision_status,
     save_pipeline,
     status,
     suggest_check,
@@ -86,6 +87,9 @@ def fit_pipeline(pipe, paths, labels, display, *, source=None):
         loader.fit(paths, labels)
         images = decode_images(loader, paths, display)
     cnn.set_params(callbacks=[fit_progress(display, networks=cnn.n_networks)])  # (imports TF)
+    line = precision_status(cnn.precision)
+    if line:
+        status(line)
     try:
         cnn.fit(images, labels)
     finally:
@@ -252,6 +256,11 @@ def run_tune(args):
                 prime_decode_cache(pipe[0], paths, display)
             callback = fit_progress(display, n_candidates=n_candidates, n_folds=args.cv,
                                     networks=args.networks)
+            # this machine's precision (a cluster's workers may differ: said only here)
+            for precision in dict.fromkeys(grid.get("cnn__precision", [pipe[-1].precision])):
+                line = precision_status(precision)
+                if line:
+                    status(line)
             scorer = ScoreRecorder(get_scorer(scoring), scoring, callback)
             callback.best = scorer.best_text
             pipe.set_params(cnn__callbacks=[callback])
