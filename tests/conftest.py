@@ -1,6 +1,8 @@
 """Shared fixtures: tiny synthetic images and the optional real data folder."""
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,25 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 #: A small network for fast tests: two convolution blocks (minimum 4 px).
 SMALL_NET = dict(conv_filters=(8, 16), dense_units=(16,), dropout=0.0, batch_size=16)
+
+
+def load_benchmark(name):
+    """The script ``benchmarks/NAME.py`` as a module, to test its functions.
+
+    Loaded by file path, and ``sys.path`` restored afterwards (a script may put
+    ``benchmarks/`` there to import its neighbours): with ``benchmarks/`` on
+    it, ``benchmarks/distributed.py`` would shadow the dask package of that
+    name for every later test in the process.
+    """
+    saved = list(sys.path)
+    try:
+        path = REPO_ROOT / "benchmarks" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(f"_benchmark_{name}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path[:] = saved
+    return module
 
 
 def real_data_dir():

@@ -6,26 +6,13 @@ were: MedMNIST's centre crop to the short side then 28x28, and Kermany-224's
 stretch to 224x224.
 """
 
-import importlib.util
-
 import numpy as np
 import pytest
-from conftest import REPO_ROOT
+from conftest import load_benchmark
 
 Image = pytest.importorskip("PIL.Image")
 
-
-def _load_script():
-    # by file path: putting benchmarks/ on sys.path would let its distributed.py
-    # shadow the dask package of that name for every later test in the process
-    path = REPO_ROOT / "benchmarks" / "pneumoniamnist_patients.py"
-    spec = importlib.util.spec_from_file_location("_pneumoniamnist_patients", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-patients_script = _load_script()
+patients_script = load_benchmark("pneumoniamnist_patients")
 
 
 def _films(n, rng):

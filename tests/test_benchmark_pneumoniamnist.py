@@ -1,26 +1,14 @@
 """benchmarks/pneumoniamnist.py: the 28 px variants and the paired comparison of runs."""
 
-import importlib.util
-
 import numpy as np
 import pytest
-from conftest import REPO_ROOT
+from conftest import load_benchmark
 
 from cxrlearn import ImageLoader
 
 Image = pytest.importorskip("PIL.Image")
 
-
-def _load_script():
-    # by file path, as in test_benchmark_matching.py (benchmarks/ is not a package)
-    path = REPO_ROOT / "benchmarks" / "pneumoniamnist.py"
-    spec = importlib.util.spec_from_file_location("_pneumoniamnist_benchmark", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_script()
+bench = load_benchmark("pneumoniamnist")
 
 
 def _thumbnails(n=3):

@@ -5,34 +5,17 @@ none) and the ROC-AUC without the films every run gets wrong, so they are
 tested on runs made up here, where the answer is known.
 """
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO_ROOT
+from conftest import load_benchmark
 
 Image = pytest.importorskip("PIL.Image")
 
 
-def _load_script():
-    # recipe_posthoc puts benchmarks/ on sys.path to import its neighbours;
-    # take it off again, or benchmarks/distributed.py would shadow the dask
-    # package of that name for every later test in this process
-    saved = list(sys.path)
-    try:
-        path = REPO_ROOT / "benchmarks" / "recipe_posthoc.py"
-        spec = importlib.util.spec_from_file_location("_recipe_posthoc", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path[:] = saved
-    return module
-
-
-posthoc = _load_script()
+posthoc = load_benchmark("recipe_posthoc")
 
 
 @pytest.fixture
