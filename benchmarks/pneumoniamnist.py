@@ -21,8 +21,8 @@ the images it is measured on.
 Variants of the 28 px pipeline: ``--intensity equalize`` (or ``stretch``)
 normalises each image's grey levels as ``ImageLoader(intensity=...)`` does
 for files, and ``--image-size`` upsamples the images (bicubic) before the
-network: to 42 px by default, which ranked patients better than 28 px in
-grouped cross-validation (``--image-size 28`` keeps them as they are).
+network (42 and 56 px gained nothing reproducible over 28 px in grouped
+cross-validation, so the default keeps them as they are).
 With ``--grouped-cv``, ``--save NAME`` keeps the held-out
 predictions (``benchmarks/results/pneumoniamnist-cv/NAME.npz``, not
 versioned) and ``--compare NAME`` adds the paired differences against a
@@ -32,7 +32,7 @@ resampling patients).
 Usage::
 
     python benchmarks/pneumoniamnist.py [--data ../shared/data] [--epochs 30] [--networks 1]
-        [--intensity raw] [--image-size 42] [--grouped-cv 5 [--save NAME] [--compare OTHER]]
+        [--intensity raw] [--image-size 28] [--grouped-cv 5 [--save NAME] [--compare OTHER]]
 """
 
 import argparse
@@ -83,9 +83,9 @@ def main(argv=None):
                         help="K folds split by patient over train + val instead of the val split")
     parser.add_argument("--intensity", choices=["raw", "stretch", "equalize"], default="raw",
                         help="per-image grey-level normalisation (default: raw)")
-    # 42 px ranked patients better than 28 in grouped CV (docs/recipe.rst, PneumoniaMNIST)
-    parser.add_argument("--image-size", type=int, default=42,
-                        help="upsample the 28 px images to this size first (default: 42)")
+    # 42 and 56 px gained nothing reproducible in grouped CV (docs/recipe.rst, PneumoniaMNIST)
+    parser.add_argument("--image-size", type=int, default=28,
+                        help="upsample the 28 px images to this size first (default: 28)")
     parser.add_argument("--save", metavar="NAME",
                         help="with --grouped-cv: keep the held-out predictions as NAME")
     parser.add_argument("--compare", metavar="NAME",
