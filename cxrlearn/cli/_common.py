@@ -61,19 +61,15 @@ def precision_status(precision):
 
     if precision == "float32":
         return None
-    native = resolve_precision("auto") == "bfloat16"
+    if resolve_precision("auto") == "bfloat16":
+        return "precision: bfloat16, which this machine computes natively"
+    why = "no avx512_bf16 or amx_bf16 CPU flag, nor a GPU of compute capability 8.0+"
     if precision == "auto":
-        if native:
-            return "precision: bfloat16, which this machine computes natively"
-        return ("precision: float32, as this machine computes no bfloat16 natively (no "
-                "avx512_bf16 or amx_bf16 CPU flag, nor a GPU of compute capability 8.0+); "
+        return (f"precision: float32, as this machine computes no bfloat16 natively ({why}); "
                 "where it does, training takes well under half the time")
-    if not native:
-        return ("warning: --precision bfloat16 is emulated on this machine (no avx512_bf16 "
-                "or amx_bf16 CPU flag, nor a GPU of compute capability 8.0+) and trains "
-                "several times slower than float32 (8x on an AVX2-only CPU); "
-                "--precision auto uses float32 here")
-    return "precision: bfloat16, which this machine computes natively"
+    return (f"warning: --precision bfloat16 is emulated on this machine ({why}) and trains "
+            "several times slower than float32 (8x on an AVX2-only CPU); "
+            "--precision auto uses float32 here")
 
 
 def add_progress_argument(parser):
