@@ -1,7 +1,22 @@
-"""Utilities: lazy Keras import, TensorFlow's thread share, image fingerprints."""
+"""Utilities: lazy Keras import, TensorFlow's thread share, image fingerprints
+and perceptual hashes."""
 
-from ._fingerprints import image_fingerprints
+from ._fingerprints import (
+    HASH_BITS,
+    NEAR_DUPLICATE_BITS,
+    hash_distances,
+    image_fingerprints,
+    perceptual_hashes,
+)
 from ._keras import import_keras
 from ._threads import limit_tf_threads
 
-__all__ = ["image_fingerprints", "import_keras", "limit_tf_threads"]
+__all__ = [
+    "HASH_BITS",
+    "NEAR_DUPLICATE_BITS",
+    "hash_distances",
+    "image_fingerprints",
+    "import_keras",
+    "limit_tf_threads",
+    "perceptual_hashes",
+]
