@@ -17,7 +17,12 @@ from sklearn.utils.validation import (
 )
 
 from ._training import is_lazy as _is_lazy
-from .utils._fingerprints import image_fingerprints
+from .utils._fingerprints import (
+    NEAR_DUPLICATE_BITS,
+    _nearest_hash_distance,
+    image_fingerprints,
+    perceptual_hashes,
+)
 from .utils._threads import limit_tf_threads_to_worker_share
 from .networks import PRECISIONS
 
@@ -210,6 +215,12 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         :meth:`trained_on`; ``None`` after a fit on streamed
         :class:`cxrlearn.LazyImages` and in files saved before cxrlearn
         kept them. Warm-started fits add theirs.
+    training_hashes_ : ndarray of shape (n_distinct, 32), dtype uint8, or None
+        Perceptual hashes of the training images
+        (:func:`cxrlearn.utils.perceptual_hashes`), with which
+        :meth:`trained_on` also finds the same films resized or re-encoded;
+        ``None`` when ``training_fingerprints_`` is, and after a fit on rows
+        that are not images (2-D X) or images under 8 pixels a side.
     n_features_in_ : int
         Second dimension of the training data (the image height for images).
 
@@ -483,6 +494,7 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         if continuing:
             self._check_input_shape(X)
         fingerprints = None if _is_lazy(X) else image_fingerprints(X)
+        hashes = _image_hashes(X)
         weights = self._sample_weight(y_enc, sample_weight, len(y_enc))
         rng = check_random_state(self.random_state)
         seeds = rng.randint(0, 2**31 - 1, size=3)
@@ -525,17 +537,11 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
             self._logits_model = _training.logits_model(self.model_)
             # its graph function, traced on first use and reused by every prediction
             self._inference = _training.inference_function(self._logits_model)
-        self.training_fingerprints_ = self._seen_fingerprints(fingerprints, continuing)
+        self.training_fingerprints_ = _seen(
+            fingerprints, getattr(self, "training_fingerprints_", None), continuing)
+        self.training_hashes_ = _seen(
+            hashes, getattr(self, "training_hashes_", None), continuing)
         return self
-
-    def _seen_fingerprints(self, fingerprints, continuing):
-        """This fit's image digests, with those of the fits it continues."""
-        if fingerprints is None:
-            return None
-        if not continuing:
-            return np.unique(fingerprints)
-        previous = getattr(self, "training_fingerprints_", None)
-        return None if previous is None else np.union1d(previous, fingerprints)
 
     def _check_can_continue(self):
         """``warm_start`` continues one compiled network, nothing else."""
@@ -708,8 +714,8 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         proba = self.predict_proba(X)
         return self.classes_[np.argmax(proba, axis=1)]
 
-    def trained_on(self, X):
-        """Which images the network was trained on.
+    def trained_on(self, X, *, near=True):
+        """Which images the network was trained on, as pixels or as films.
 
         Scoring a model on its own training images, or choosing its
         threshold on them, flatters it without any error; ``cxrlearn
@@ -721,11 +727,21 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
             Decoded images, as for :meth:`predict` (e.g. from
             :class:`cxrlearn.ImageLoader`: the same files decoded by the same
             loader give the same pixels).
+        near : bool, default=True
+            Also count the same films resized or re-encoded -- e.g. the full-resolution original of a 224 px training
+            image: images whose perceptual hash
+            (:func:`cxrlearn.utils.perceptual_hashes`) is within
+            ``NEAR_DUPLICATE_BITS`` (16) of 255 bits of a training image's
+            (on Kermany-224, two films of different patients differ by 36 bits
+            or more). Ignored (pixels only) when the model kept no hashes
+            (``training_hashes_`` is None). False: pixel-identical images
+            only.
 
         Returns
         -------
         mask : ndarray of shape (n_samples,), dtype bool
-            True where an image has the pixels of a training image.
+            True where an image is a training image (or, with `near`, the
+            same film).
 
         Raises
         ------
@@ -735,13 +751,23 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
 
         Examples
         --------
+        >>> import numpy as np
+        >>> from PIL import Image
         >>> from cxrlearn import PneumoniaCNN
         >>> from cxrlearn.datasets import make_synthetic_xrays
-        >>> X, y = make_synthetic_xrays(30, image_size=16, random_state=0)
-        >>> clf = PneumoniaCNN(conv_filters=(), dense_units=(4,), epochs=1,
-        ...                    random_state=0).fit(X[:20].reshape(20, -1), y[:20])
-        >>> clf.trained_on(X[15:25].reshape(10, -1)).tolist()
+        >>> X, y = make_synthetic_xrays(30, image_size=32, random_state=0)
+        >>> clf = PneumoniaCNN(conv_filters=(4,), dense_units=(4,), epochs=1,
+        ...                    random_state=0).fit(X[:20], y[:20])
+        >>> clf.trained_on(X[15:25]).tolist()
         [True, True, True, True, True, False, False, False, False, False]
+        >>> larger = np.asarray(Image.fromarray(X[0, ..., 0]).resize((48, 48)))
+        >>> clf.trained_on(larger[np.newaxis, :32, :32]).tolist()  # a crop: not found
+        [False]
+        >>> resized = Image.fromarray(larger).resize((32, 32), Image.Resampling.BICUBIC)
+        >>> clf.trained_on(np.asarray(resized)[np.newaxis]).tolist()  # the same film
+        [True]
+        >>> clf.trained_on(np.asarray(resized)[np.newaxis], near=False).tolist()
+        [False]
         """
         check_is_fitted(self)
         if getattr(self, "training_fingerprints_", None) is None:
@@ -753,7 +779,11 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         if _is_lazy(X):
             raise ValueError("trained_on needs decoded images, not a lazy image source")
         X, _ = self._validate_X_y(X, None, reset=False)
-        return np.isin(image_fingerprints(X), self.training_fingerprints_)
+        seen = np.isin(image_fingerprints(X), self.training_fingerprints_)
+        hashes = getattr(self, "training_hashes_", None) if near else None
+        if hashes is not None and X.ndim == 4 and min(X.shape[1:3]) >= 8:
+            seen |= _nearest_hash_distance(_image_hashes(X), hashes) <= NEAR_DUPLICATE_BITS
+        return seen
 
     # ----------------------------------------------------------- persistence
     def __getstate__(self):
@@ -782,6 +812,7 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         if data is not None:  # a fitted model, maybe from before precision_ / the digests
             state.setdefault("precision_", "float32")
             state.setdefault("training_fingerprints_", None)
+            state.setdefault("training_hashes_", None)
         super().__setstate__(state)
         if data is not None:
             from ._training import inference_function, load_model_bytes, logits_model
@@ -795,3 +826,21 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         tags.input_tags.three_d_array = True
         tags.non_deterministic = self.random_state is None
         return tags
+
+
+def _seen(new, previous, continuing):
+    """This fit's image digests or hashes, with those of the fits it continues.
+
+    Sorted distinct rows; None when this fit or a fit it continues kept none.
+    """
+    if new is None or (continuing and previous is None):
+        return None
+    return np.unique(np.concatenate([previous, new]) if continuing else new, axis=0)
+
+
+def _image_hashes(X):
+    """Perceptual hashes of images, a chunk at a time; None if X holds no images."""
+    if _is_lazy(X) or X.ndim != 4 or min(X.shape[1:3]) < 8:
+        return None
+    return np.concatenate([perceptual_hashes(X[i : i + 256]) for i in range(0, len(X), 256)])
+
