@@ -461,6 +461,23 @@ def test_train_uses_val_too_and_the_commands_notice(folder, trained, tmp_path, c
     assert json.loads(captured.out)["n_trained_on"] == 0 and "WARNING" not in captured.err
     assert len(fitted_on) == 1
 
+    # the same val films as another system exports them: larger, JPEG, other grey levels
+    from PIL import Image
+
+    export = tmp_path / "export"
+    for path in _val_files(folder):
+        target = export / Path(path).parent.name / (Path(path).stem + ".jpeg")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with Image.open(path) as film:
+            film = film.convert("L").resize((440, 440), Image.Resampling.LANCZOS)
+            film.point(lambda v: int(255 * (v / 255) ** 0.8)).save(target, quality=85)
+    assert main(["evaluate", str(out), str(export), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["n_trained_on"] == 20
+    assert "20 of the 20 images" in captured.err and "another size" in captured.err
+    assert main(["evaluate", str(trained), str(export), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n_trained_on"] == 0
+
 
 # ------------------------------------------------------------------- threshold
 def test_threshold_round_trip(trained, folder, tmp_path, capsys):

@@ -132,7 +132,7 @@ def test_report_says_the_model_was_trained_on_these_images(report):
     assert "--no-train-on-val" in html
 
 
-def test_trained_on_finds_copies_by_pixels_not_names(pipe, data, tmp_path):
+def test_trained_on_finds_copies_and_the_same_films_resized(pipe, data, tmp_path):
     from PIL import Image
 
     from cxrlearn.evaluation import trained_on
@@ -144,11 +144,23 @@ def test_trained_on_finds_copies_by_pixels_not_names(pipe, data, tmp_path):
     pixels = np.array(Image.open(paths[0]))
     pixels[0, 0] = 255 - pixels[0, 0]
     Image.fromarray(pixels).save(changed)
+    # the same films as a hospital export gives them: larger, JPEG, other grey levels
+    # (at 176 px a film survives more: see perceptual_hashes)
+    exported = []
+    for i, path in enumerate(paths[1:6]):
+        with Image.open(path) as film:
+            film = film.convert("L").resize((64, 64), Image.Resampling.BICUBIC)
+            film = film.point(lambda v: int(255 * (v / 255) ** 0.9))
+            exported.append(tmp_path / f"export_{i}.jpeg")
+            film.convert("RGB").save(exported[-1], quality=90)
     fresh, _ = write_synthetic_xray_directory(tmp_path / "new", 6, 32, random_state=7)
     wrapped = OperatingPointClassifier(FrozenEstimator(pipe), target_sensitivity=0.9)
     wrapped.fit(paths, labels)
-    mask = trained_on(wrapped, [paths[0], str(copy), str(changed), *fresh])
-    assert mask.tolist() == [True, True, False] + [False] * len(fresh)
+    files = [paths[0], str(copy), str(changed), *exported, *fresh]
+    assert trained_on(wrapped, files).tolist() == [True] * 8 + [False] * len(fresh)
+    # by pixels alone, only the identical files
+    assert trained_on(wrapped, files, near=False).tolist() == \
+        [True, True] + [False] * (6 + len(fresh))
     assert trained_on(pipe[-1], paths) is None  # no pipeline of files: cannot tell
 
 

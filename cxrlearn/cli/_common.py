@@ -472,7 +472,8 @@ def warn_trained_on(model, paths, folder, *, model_name):
 def trained_on_warning(n, total, folder, model_name):
     """The warning of ``evaluate`` and ``report`` about ``n`` training images."""
     return (f"WARNING: {n} of the {total} images of {folder} were used to train "
-            f"{model_name}: its scores on them flatter it. Evaluate on patients it was "
+            f"{model_name} (as they are, or the same films at another size or "
+            "encoding): its scores on them flatter it. Evaluate on patients it was "
             "not trained on (cxrlearn train --no-train-on-val keeps a val folder out of "
             "training).")
 

@@ -115,7 +115,8 @@ def _refuse_training_images(model, paths, folder, model_name):
     if seen is not None and seen.any():
         raise CLIError(
             f"{int(seen.sum())} of the {len(paths)} images of {folder} were used to train "
-            f"{model_name}: a threshold chosen on them is too confident for new patients. "
+            f"{model_name} (as they are, or the same films at another size or encoding): "
+            "a threshold chosen on them is too confident for new patients. "
             "Choose it on images the model was not trained on (cxrlearn train "
             "--no-train-on-val keeps a val folder out of training), or pass "
             "--allow-trained-images")

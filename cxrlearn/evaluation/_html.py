@@ -249,7 +249,8 @@ def _trained_on_html(report):
     if not n:
         return ""
     return (f'<p class="note warning"><b>{n} of the {d["n_images"]} images were used to '
-            "train this model.</b> Its scores on them flatter it: evaluate on images of "
+            "train this model</b> (as they are, or the same films at another size or "
+            "encoding). Its scores on them flatter it: evaluate on images of "
             "patients it was not trained on (e.g. <code>cxrlearn train "
             "--no-train-on-val</code> keeps a val folder out of training).</p>")
 
