@@ -27,7 +27,7 @@ def test_pinned_hash_matches_the_packaged_file():
 def test_network_only_file_is_small():
     size = _model.MODEL_PATH.stat().st_size
     assert size == pretrained.model_card()["size_bytes"]
-    assert 0.5e6 < size < 2.5e6
+    assert 0.5e6 < size < 3e6
 
 
 def test_a_flipped_byte_is_refused(tmp_path, monkeypatch):
@@ -57,6 +57,8 @@ def test_loaded_model_is_a_fitted_path_pipeline(model):
     fingerprints = cnn.training_fingerprints_
     assert fingerprints.dtype == np.uint64 and len(fingerprints) == 4307 - 48 + 23
     assert np.all(np.diff(fingerprints.astype(np.float64)) >= 0)  # sorted
+    # ... and a perceptual hash of each, to find the same films at other sizes
+    assert cnn.training_hashes_.shape == (len(fingerprints), 32)
     # written before weight_decay existed: it loads with the default, and clones
     from sklearn.base import clone
 
@@ -94,10 +96,38 @@ def test_predicts_real_val_files_well_above_chance(model, data_dir):
     assert roc_auc_score(labels == "PNEUMONIA", proba) > 0.9
 
 
-def model_trained_on(files):
+def model_trained_on(files, near=True):
     from cxrlearn.evaluation import trained_on
 
-    return trained_on(pretrained.load(), np.asarray([str(f) for f in files], dtype=object))
+    return trained_on(pretrained.load(), np.asarray([str(f) for f in files], dtype=object),
+                      near=near)
+
+
+def test_full_resolution_originals_are_found_as_training_films(data_dir):
+    """The 400 originals are Kermany-224 training films before their resize to 224 px."""
+    originals = sorted((data_dir / "kermany-originals").glob("*/*.jpeg"))
+    assert len(originals) == 400
+    assert model_trained_on(originals).all()
+    assert not model_trained_on(originals, near=False).any()  # no pixel is the same
+
+
+def test_hashes_tell_the_training_patients_apart(model, data_dir):
+    """No training film is within the near-duplicate distance of another patient's."""
+    from cxrlearn.datasets import load_image_directory, patient_ids
+    from cxrlearn.utils import NEAR_DUPLICATE_BITS, hash_distances, perceptual_hashes
+
+    paths = []
+    for split in ("train", "val"):
+        paths += list(load_image_directory(data_dir / "kermany224" / split)[0])
+    hashes = perceptual_hashes(model.named_steps["loader"].transform(paths))
+    patients = np.asarray(patient_ids(paths))
+    nearest_other = np.full(len(paths), 256)
+    for start in range(0, len(paths), 512):
+        d = hash_distances(hashes[start : start + 512], hashes).astype(int)
+        d[patients[start : start + 512, None] == patients[None, :]] = 256
+        nearest_other[start : start + 512] = d.min(axis=1)
+    # 36 bits at the least when measured (docs/design.rst): over twice the threshold
+    assert nearest_other.min() > 2 * NEAR_DUPLICATE_BITS
 
 
 def test_cli_predict_evaluate_report_with_pretrained(data_dir, tmp_path, capsys):
@@ -122,8 +152,8 @@ def test_cli_predict_evaluate_report_with_pretrained(data_dir, tmp_path, capsys)
     assert main(["threshold", "--pretrained", str(folder), "--sensitivity", "0.9",
                  "--out", str(tmp_path / "t.skops")]) == 1
     assert "were used to train" in capsys.readouterr().err
-    # a digest matches pixels, not films: a full-resolution original is not matched
-    assert not model_trained_on(originals).any()
+    # the full-resolution originals of two training films: other pixels, the same films
+    assert model_trained_on(originals).all()
     out = tmp_path / "report.html"
     assert main(["report", "--pretrained", str(folder), "--out", str(out),
                  "--n-resamples", "50"]) == 0
