@@ -22,7 +22,9 @@ Variants of the 28 px pipeline: ``--intensity equalize`` (or ``stretch``)
 normalises each image's grey levels as ``ImageLoader(intensity=...)`` does
 for files, and ``--image-size`` upsamples the images (bicubic) before the
 network (42 and 56 px gained nothing reproducible over 28 px in grouped
-cross-validation, so the default keeps them as they are).
+cross-validation, so the default keeps them as they are); ``--augmentation``
+changes the training augmentation (none, or a preset with contrast and
+brightness) and ``--width`` multiplies the convolution filters.
 With ``--grouped-cv``, ``--save NAME`` keeps the held-out
 predictions (``benchmarks/results/pneumoniamnist-cv/NAME.npz``, not
 versioned) and ``--compare NAME`` adds the paired differences against a
@@ -32,7 +34,8 @@ resampling patients).
 Usage::
 
     python benchmarks/pneumoniamnist.py [--data ../shared/data] [--epochs 30] [--networks 1]
-        [--intensity raw] [--image-size 28] [--grouped-cv 5 [--save NAME] [--compare OTHER]]
+        [--intensity raw] [--image-size 28] [--augmentation geometric] [--width 1]
+        [--grouped-cv 5 [--save NAME] [--compare OTHER]]
 """
 
 import argparse
@@ -47,6 +50,14 @@ import numpy as np  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 RUNS = REPO / "benchmarks" / "results" / "pneumoniamnist-cv"
 TEST_NORMAL_FRACTION = 234 / 624  # MedMNIST v2 PneumoniaMNIST test split
+#: --augmentation: the recipe's own geometric augmentation, none, or the presets
+#: of cxrlearn.networks.AUGMENTATION_PRESETS (these add contrast and brightness)
+AUGMENTATIONS = {
+    "geometric": {"rotation": 0.03, "zoom": 0.08, "translation": 0.06},
+    "none": None,
+    "light": "light",
+    "standard": "standard",
+}
 
 
 def prepare(X, intensity, image_size):
@@ -86,6 +97,10 @@ def main(argv=None):
     # 42 and 56 px gained nothing reproducible in grouped CV (docs/recipe.rst, PneumoniaMNIST)
     parser.add_argument("--image-size", type=int, default=28,
                         help="upsample the 28 px images to this size first (default: 28)")
+    parser.add_argument("--augmentation", choices=list(AUGMENTATIONS), default="geometric",
+                        help="training augmentation (default: geometric, the recipe's)")
+    parser.add_argument("--width", type=int, default=1,
+                        help="multiply the convolution filters (32-64-128) by this")
     parser.add_argument("--save", metavar="NAME",
                         help="with --grouped-cv: keep the held-out predictions as NAME")
     parser.add_argument("--compare", metavar="NAME",
@@ -109,11 +124,11 @@ def make_classifier(args):
     from cxrlearn import PneumoniaCNN
 
     return PneumoniaCNN(
-        conv_filters=(32, 64, 128),
+        conv_filters=tuple(args.width * f for f in (32, 64, 128)),
         dense_units=(256, 8),
         batch_norm=True,
         dropout=0.3,
-        augmentation={"rotation": 0.03, "zoom": 0.08, "translation": 0.06},
+        augmentation=AUGMENTATIONS[args.augmentation],
         class_weight="balanced",
         balanced_batches=False,  # the configuration its figures were measured with
         epochs=args.epochs,
@@ -201,7 +216,8 @@ def grouped_cv(npz, args):
     print(f"{args.grouped_cv}-fold CV by patient over {len(known)} images of "
           f"{len(np.unique(gk))} patients ({len(unknown)} more, of no known patient, only "
           f"trained on); {args.networks} network(s) x {args.epochs} epochs, "
-          f"{args.image_size} px, intensity {args.intensity}; fits "
+          f"{args.image_size} px, intensity {args.intensity}, augmentation "
+          f"{args.augmentation}, width x{args.width}; fits "
           f"{min(seconds):.0f}-{max(seconds):.0f} s")
     decisions = {"0.5": (pk >= 0.5).astype(int), "cross-fitted": cross_fitted}
     for name, pred in (("0.5", decisions["0.5"]),
