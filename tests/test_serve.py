@@ -137,7 +137,31 @@ def test_predictions_equal_the_models_own(client, pipe, data):
         assert result["model_id"] == "tiny"
         assert result["model_version"].startswith("sha256:")
         assert "gradcam_png" not in result
+        assert result["trained_on"] is True  # the model was fitted on these files
     assert "not a medical device" in response.json()["disclaimer"]
+
+
+def test_each_result_says_whether_the_model_trained_on_that_film(client, data, tmp_path):
+    fresh, _ = write_synthetic_xray_directory(tmp_path / "new", 2, SIZE, random_state=5)
+    with Image.open(data[0][1]) as film:  # a training film, larger, as JPEG (max 4 files)
+        buffer = io.BytesIO()
+        film.convert("RGB").resize((2 * SIZE, 2 * SIZE)).save(buffer, "JPEG", quality=90)
+    items = [("copy.png", _read(data[0][0])), ("export.jpeg", buffer.getvalue()),
+             *[(Path(p).name, _read(p)) for p in fresh]]
+    results = client.post("/predict", files=_files(*items)).json()["results"]
+    assert [r["trained_on"] for r in results] == [True, True, False, False]
+    # a model that kept no record of its training images cannot tell
+    blind = create_app(ServedModel(_without_records(client.app.state.served.model)))
+    with TestClient(blind) as c:
+        result = c.post("/predict", files=_files(items[0])).json()["results"][0]
+    assert result["trained_on"] is None and result["label"] is not None
+
+
+def _without_records(pipe):
+    """The pipeline as a cxrlearn older than the training-image records saved it."""
+    cnn = object.__new__(type(pipe[-1]))
+    cnn.__dict__.update(pipe[-1].__dict__, training_fingerprints_=None, training_hashes_=None)
+    return Pipeline([*pipe.steps[:-1], (pipe.steps[-1][0], cnn)])
 
 
 @pytest.mark.parametrize("kind", ["fixed", "operating_point"])
@@ -544,6 +568,9 @@ def test_page_in_a_headless_browser(server, pipe, data, tmp_path):
             lambda d: d.find_elements(By.CSS_SELECTOR, ".result .label"))[0].text
         assert label == pipe.predict([path])[0]
         assert Path(path).name in driver.find_element(By.CSS_SELECTOR, ".result .file").text
+        # the model was fitted on this very file: the page says so
+        assert "used to train the model" in driver.find_element(
+            By.CSS_SELECTOR, ".result .warning").text
         WebDriverWait(driver, 30).until(lambda d: d.execute_script(
             "const i = document.querySelector('.result img.overlay');"
             "return i && i.complete && i.naturalWidth > 0;"))

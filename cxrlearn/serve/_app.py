@@ -266,6 +266,11 @@ class FileResult(BaseModel):
     threshold_applies_to: str | None = None
     model_id: str | None = None
     model_version: str | None = None
+    trained_on: bool | None = Field(None, description="whether the model was trained on "
+                                    "this film (the same pixels, or the same film at "
+                                    "another size or encoding): if so, its result says "
+                                    "nothing about how the model does on new patients; "
+                                    "None: the model cannot tell")
     image_png: str | None = Field(None, description="with gradcam=true: the image as "
                                   "the network sees it, PNG, base64")
     gradcam_png: str | None = Field(None, description="with gradcam=true: the Grad-CAM "
@@ -395,14 +400,15 @@ def create_app(model, *, model_id=None, model_version=None,
                            for e in exc.errors())
         return _error_response(422, "bad_request", detail)
 
-    def record(name, label, row, pictures):
+    def record(name, label, row, pictures, seen):
         label = label.item() if isinstance(label, np.generic) else label
         probs = {str(c): float(p) for c, p in zip(served.classes, row)}
         result = {"file": name, "label": label,
                   "probability": probs[str(label)], "probabilities": probs,
                   "threshold": point["threshold"],
                   "threshold_applies_to": point["applies_to"],
-                  "model_id": served.model_id, "model_version": served.model_version}
+                  "model_id": served.model_id, "model_version": served.model_version,
+                  "trained_on": seen}
         if pictures is not None:
             result["image_png"], result["gradcam_png"] = pictures
         return result
@@ -455,12 +461,14 @@ def create_app(model, *, model_id=None, model_version=None,
         if good:
             X = np.stack([decoded[i] for i in good])
             labels, proba = await asyncio.wrap_future(worker.submit_predict(X))
+            seen = await loop.run_in_executor(decode_pool, served.trained_on, X)
             pictures = [None] * len(good)
             if gradcam:
                 maps = await asyncio.wrap_future(worker.submit(served.explain, X, labels))
                 pictures = await loop.run_in_executor(decode_pool, _pictures, X, maps)
             for j, i in enumerate(good):
-                results[i] = record(names[i], labels[j], proba[j], pictures[j])
+                results[i] = record(names[i], labels[j], proba[j], pictures[j],
+                                    None if seen is None else bool(seen[j]))
         for i, item in enumerate(decoded):
             if isinstance(item, UploadError):
                 results[i] = {"file": names[i], "error": item.to_dict()}

@@ -190,7 +190,7 @@ def _one_pass_class():
 
 
 def serving_copy(model):
-    """``(copy, loader, network)``: ``model`` taking decoded arrays.
+    """``(copy, loader, network, network_pipeline)``: ``model`` taking decoded arrays.
 
     The copy shares every fitted object with ``model`` (nothing is refitted
     or duplicated; ``model`` itself is not changed). The
@@ -198,7 +198,9 @@ def serving_copy(model):
     :class:`~sklearn.pipeline.Pipeline` skips; Pipelines,
     ``FrozenEstimator``, fitted meta-estimators (``estimator_``) and searches
     (``best_estimator_``) are followed. ``network`` is the copy's
-    PneumoniaCNN (a one-pass view, see the module's notes), or None.
+    PneumoniaCNN (a one-pass view, see the module's notes), or None;
+    ``network_pipeline`` the copy's Pipeline that ends in it (its earlier
+    steps turn decoded images into the network's input), or None.
 
     Raises
     ------
@@ -213,7 +215,7 @@ def serving_copy(model):
     from .._loading import ImageLoader
 
     one_pass = _one_pass_class()
-    loaders, networks = [], []
+    loaders, networks, network_pipelines = [], [], []
 
     def rebuild(obj):
         if isinstance(obj, ImageLoader):
@@ -238,6 +240,8 @@ def serving_copy(model):
                     )
                 steps.append((name, rebuild(step)))
             new.steps = steps
+            if steps and isinstance(steps[-1][1], one_pass):
+                network_pipelines.append(new)
             return new
         if isinstance(obj, FrozenEstimator):
             new = _shallow(obj)
@@ -256,7 +260,9 @@ def serving_copy(model):
             "the model must read image files through exactly one ImageLoader step "
             f"(a Pipeline such as cxrlearn train saves); found {len(loaders)}"
         )
-    return copy, loaders[0], (networks[0] if len(networks) == 1 else None)
+    if len(networks) != 1:
+        return copy, loaders[0], None, None
+    return copy, loaders[0], networks[0], (network_pipelines or [None])[0]
 
 
 # ------------------------------------------------------------ the model
@@ -293,7 +299,7 @@ class ServedModel:
         self.model_id = str(model_id)
         self.model_version = str(model_version)
         self.gradcam_layer = gradcam_layer
-        self._copy, self.loader, self._network = serving_copy(model)
+        self._copy, self.loader, self._network, self._network_pipeline = serving_copy(model)
         self.classes = list(model.classes_)
         self._lock = threading.Lock()
         spec = self.loader._spec()
@@ -317,6 +323,23 @@ class ServedModel:
     def can_explain(self):
         """Whether Grad-CAM is available (the model ends in a PneumoniaCNN)."""
         return self._network is not None
+
+    def trained_on(self, X):
+        """Which decoded images the model was trained on, or None if it cannot tell.
+
+        True for an image that is one of the network's training images, or
+        the same film at another size or encoding
+        (:meth:`cxrlearn.PneumoniaCNN.trained_on`): its prediction says
+        nothing about how the model does on new patients. None when the
+        model kept no record of its training images (trained on streamed
+        images, saved by an older cxrlearn) or its network is not in a
+        Pipeline after the loader.
+        """
+        pipe = self._network_pipeline
+        if pipe is None or getattr(pipe[-1], "training_fingerprints_", None) is None:
+            return None
+        X = np.asarray(X)
+        return pipe[-1].trained_on(pipe[:-1].transform(X) if len(pipe) > 1 else X)
 
     def decode(self, data, name):
         """The network's input for one upload (see :func:`decode_upload`)."""

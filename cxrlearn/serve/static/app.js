@@ -41,6 +41,11 @@ function render(result) {
                   figure(result.gradcam_png, "Grad-CAM for " + result.label, "overlay"));
     card.append(images);
   }
+  if (result.trained_on) {
+    card.append(element("p", "warning", "This film was used to train the model (as it " +
+                        "is, or at another size or encoding): its result says nothing " +
+                        "about how the model does on new patients."));
+  }
   card.append(element("p", "label", String(result.label)));
   card.append(element("p", "detail", "probability " + percent(result.probability)));
   const rule = result.threshold === null
