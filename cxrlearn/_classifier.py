@@ -212,15 +212,15 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
     training_fingerprints_ : ndarray of uint64 or None
         Sorted 8-byte digests of the training images as the network saw
         them (:func:`cxrlearn.utils.image_fingerprints`), for
-        :meth:`trained_on`; ``None`` after a fit on streamed
-        :class:`cxrlearn.LazyImages` and in files saved before cxrlearn
-        kept them. Warm-started fits add theirs.
+        :meth:`trained_on` (a fit on streamed :class:`cxrlearn.LazyImages`
+        decodes them once more for it); ``None`` in files saved before
+        cxrlearn kept them. Warm-started fits add theirs.
     training_hashes_ : ndarray of shape (n_distinct, 32), dtype uint8, or None
         Perceptual hashes of the training images
         (:func:`cxrlearn.utils.perceptual_hashes`), with which
         :meth:`trained_on` also finds the same films resized or re-encoded;
-        ``None`` when ``training_fingerprints_`` is, and after a fit on rows
-        that are not images (2-D X) or images under 8 pixels a side.
+        ``None`` after a fit on rows that are not images (2-D X) or images
+        under 8 pixels a side, and in files saved before cxrlearn kept them.
     n_features_in_ : int
         Second dimension of the training data (the image height for images).
 
@@ -493,8 +493,7 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
             )
         if continuing:
             self._check_input_shape(X)
-        fingerprints = None if _is_lazy(X) else image_fingerprints(X)
-        hashes = _image_hashes(X)
+        fingerprints, hashes = _training_records(X)
         weights = self._sample_weight(y_enc, sample_weight, len(y_enc))
         rng = check_random_state(self.random_state)
         seeds = rng.randint(0, 2**31 - 1, size=3)
@@ -772,9 +771,8 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         if getattr(self, "training_fingerprints_", None) is None:
             raise ValueError(
-                "this model does not know its training images: it was trained on "
-                "streamed images (LazyImages) or saved by a cxrlearn older than "
-                "training_fingerprints_"
+                "this model does not know its training images: it was saved by a "
+                "cxrlearn older than training_fingerprints_"
             )
         if _is_lazy(X):
             raise ValueError("trained_on needs decoded images, not a lazy image source")
@@ -840,7 +838,23 @@ def _seen(new, previous, continuing):
 
 def _image_hashes(X):
     """Perceptual hashes of images, a chunk at a time; None if X holds no images."""
-    if _is_lazy(X) or X.ndim != 4 or min(X.shape[1:3]) < 8:
+    if X.ndim != 4 or min(X.shape[1:3]) < 8:
         return None
     return np.concatenate([perceptual_hashes(X[i : i + 256]) for i in range(0, len(X), 256)])
+
+
+def _training_records(X):
+    """``(digests, hashes)`` of the training images (hashes None for non-images).
+
+    A streamed source (:class:`cxrlearn.LazyImages`) is decoded once more for
+    them, 256 images at a time: one pass against one per epoch of training.
+    """
+    if not _is_lazy(X):
+        return image_fingerprints(X), _image_hashes(X)
+    digests, hashes = [], []
+    for start in range(0, len(X), 256):
+        chunk = X[start : start + 256].load()
+        digests.append(image_fingerprints(chunk))
+        hashes.append(_image_hashes(chunk))
+    return np.concatenate(digests), np.concatenate(hashes)
 

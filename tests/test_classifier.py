@@ -496,6 +496,13 @@ def test_lazy_images_predict_like_arrays(tmp_path, xrays):
     clf = small_cnn(epochs=1, batch_size=8).fit(X, labels)
     lazy = loader.set_params(lazy=True).transform(paths)
     np.testing.assert_allclose(clf.predict_proba(lazy), clf.predict_proba(X), atol=1e-6)
+    # a streamed fit records the same training images as a fit on the arrays
+    streamed = small_cnn(epochs=1, batch_size=8).fit(lazy[:20], labels[:20])
+    in_memory = small_cnn(epochs=1, batch_size=8).fit(X[:20], labels[:20])
+    np.testing.assert_array_equal(streamed.training_fingerprints_,
+                                  in_memory.training_fingerprints_)
+    np.testing.assert_array_equal(streamed.training_hashes_, in_memory.training_hashes_)
+    assert streamed.trained_on(X).tolist() == [True] * 20 + [False] * 10
 
 
 # ------------------------------------------------------------ persistence

@@ -54,9 +54,8 @@ def trained_on(model, paths, *, near=True):
     -------
     mask : ndarray of shape (n_files,), dtype bool, or None
         True for the files that are training images (with `near`, or the
-        same films); None when the model cannot tell (no such pipeline inside, trained
-        on streamed images, or saved by a cxrlearn that did not keep the
-        digests).
+        same films); None when the model cannot tell (no such pipeline
+        inside, or saved by a cxrlearn that did not keep the digests).
 
     Examples
     --------
