@@ -118,9 +118,13 @@ def test_streamed_pipeline_decodes_in_batches(files, decode_counter):
         ("loader", ImageLoader(image_size=24, color_mode="grayscale", lazy=True)),
         ("cnn", small_cnn(epochs=2, batch_size=8)),
     ]).fit(paths, labels)
-    # each epoch decodes each file once (nothing is held in memory); Keras
-    # also peeks at up to two batches to learn the output signature
-    assert 2 * len(paths) <= decode_counter["n"] <= 2 * len(paths) + 2 * 8
+    # each epoch decodes each file once (nothing is held in memory), and one
+    # more pass records the training images (digests and hashes, for
+    # trained_on); Keras also peeks at up to two batches to learn the output
+    # signature
+    assert 3 * len(paths) <= decode_counter["n"] <= 3 * len(paths) + 2 * 8
+    assert pipe[-1].trained_on(ImageLoader(image_size=24, color_mode="grayscale")
+                               .transform(paths)).all()
     assert pipe.predict(paths[:5]).shape == (5,)
 
 
