@@ -75,8 +75,15 @@ def test_augmentation_and_width_options_reach_the_network(augmentation):
     assert clf.augmentation == bench.AUGMENTATIONS[augmentation]
     if isinstance(clf.augmentation, str):
         assert "contrast" in AUGMENTATION_PRESETS[clf.augmentation]
-    # the default is the recipe the documented figures were measured with
-    default = bench.make_classifier(argparse.Namespace(
-        width=1, augmentation="geometric", epochs=1, networks=1, random_state=0))
-    assert default.conv_filters == (32, 64, 128)
-    assert default.augmentation == {"rotation": 0.03, "zoom": 0.08, "translation": 0.06}
+
+def test_the_default_trains_without_augmentation(monkeypatch):
+    seen = {}
+    monkeypatch.setattr(bench, "on_val", lambda npz, args: seen.update(vars(args)))
+    monkeypatch.setattr(bench.Path, "is_file", lambda self: True)
+    bench.main(["--data", "somewhere"])
+    assert seen["augmentation"] == "none" and seen["width"] == 1 and seen["image_size"] == 28
+    default = bench.make_classifier(bench.argparse.Namespace(**seen))
+    assert default.augmentation is None and default.conv_filters == (32, 64, 128)
+    # the augmentation of the figures measured before
+    assert bench.AUGMENTATIONS["geometric"] == {"rotation": 0.03, "zoom": 0.08,
+                                                "translation": 0.06}
