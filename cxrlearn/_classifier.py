@@ -727,12 +727,12 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
             :class:`cxrlearn.ImageLoader`: the same files decoded by the same
             loader give the same pixels).
         near : bool, default=True
-            Also count the same films resized or re-encoded -- e.g. the full-resolution original of a 224 px training
-            image: images whose perceptual hash
-            (:func:`cxrlearn.utils.perceptual_hashes`) is within
-            ``NEAR_DUPLICATE_BITS`` (16) of 255 bits of a training image's
-            (on Kermany-224, two films of different patients differ by 36 bits
-            or more). Ignored (pixels only) when the model kept no hashes
+            Also count the same films resized or re-encoded -- e.g. the
+            full-resolution original of a 224 px training image: images
+            whose perceptual hash (:func:`cxrlearn.utils.perceptual_hashes`)
+            is within ``NEAR_DUPLICATE_BITS`` (16) of 255 bits of a training
+            image's (on Kermany-224, two films of different patients differ
+            by 36 bits or more). Ignored (pixels only) when the model kept no hashes
             (``training_hashes_`` is None). False: pixel-identical images
             only.
 
@@ -857,4 +857,3 @@ def _training_records(X):
         digests.append(image_fingerprints(chunk))
         hashes.append(_image_hashes(chunk))
     return np.concatenate(digests), np.concatenate(hashes)
-

@@ -39,7 +39,8 @@ def _export(film, transform, quality=90):
 
 
 SAME_FILM = {
-    "original at 3x, JPEG 90": lambda im: im.resize((3 * SIZE, 3 * SIZE), Image.Resampling.LANCZOS),
+    "original at 3x, JPEG 90": lambda im: im.resize((3 * SIZE, 3 * SIZE),
+                                                    Image.Resampling.LANCZOS),
     "half size": lambda im: im.resize((SIZE // 2, SIZE // 2), Image.Resampling.BILINEAR),
     "other grey levels": lambda im: im.point(lambda v: int(255 * (v / 255) ** 0.9)),
     "JPEG 50": lambda im: im,

@@ -76,7 +76,7 @@ _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 
 
 def perceptual_hashes(X):
-    """A 255-bit perceptual hash of each image: equal for the same film resized.
+    """A 255-bit perceptual hash of each image, nearly the same for the same film resized.
 
     Unlike :func:`image_fingerprints`, which tells pixel-identical images
     apart from all others, the hash changes little when a film is resized or
@@ -84,16 +84,18 @@ def perceptual_hashes(X):
     model was trained on are found to be one film (:func:`hash_distances`).
     Grey levels move it more: a gamma of 0.9 by a few bits, 0.7 by up to 20
     -- unless the images are equalised first (``ImageLoader(intensity=
-    "equalize")``, the default recipe's), which undoes such changes. Each image is averaged over its channels,
-    resampled to 64x64 pixels (box filter), and transformed by a 2-D
-    discrete cosine transform; the 16x16 lowest frequencies except the mean
-    are each one bit: whether the coefficient is above their median (the
-    DCT hash of Zauner, 2010). Crops, rotations and flips change the hash
-    as much as another film does. Images without any detail (uniform) all
-    share one hash. The hashed frequencies are coarse next to a 176 px
-    image; images of a few dozen pixels are hashed less steadily (a 24 px
-    image and a copy resampled at 56 px can differ by 18 bits, a 16 px
-    image and one resampled at 40 px by 34: too many to be found).
+    "equalize")``, the default recipe's), which undoes such changes.
+
+    Each image is averaged over its channels, resampled to 64x64 pixels
+    (box filter), and transformed by a 2-D discrete cosine transform; the
+    16x16 lowest frequencies except the mean are each one bit: whether the
+    coefficient is above their median (the DCT hash of Zauner, 2010).
+    Crops, rotations and flips change the hash as much as another film
+    does. Images without any detail (uniform) all share one hash. The hashed
+    frequencies are coarse next to a 176 px image; images of a few dozen
+    pixels are hashed less steadily (a 24 px image and a copy resampled at
+    56 px can differ by 18 bits, a 16 px image and one resampled at 40 px
+    by 34: too many to be found).
 
     Parameters
     ----------
