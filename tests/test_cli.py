@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -213,6 +214,36 @@ def test_check_lists_all_bad_files(tmp_path, capsys):
     (tmp_path / "NORMAL" / "empty.png").unlink()
     (tmp_path / "PNEUMONIA" / "text.png").unlink()
     assert main(["check", str(tmp_path)]) == 0
+
+
+def test_check_finds_films_stored_twice(tmp_path, capsys):
+    from PIL import Image
+
+    write_synthetic_xray_directory(tmp_path / "train", 12, 128, random_state=0)
+    write_synthetic_xray_directory(tmp_path / "val", 6, 128, random_state=1)
+    film = sorted((tmp_path / "train" / "NORMAL").glob("*.png"))[0]
+    # the same film again for the same patient, split and label: harmless
+    harmless = film.with_name(film.stem + "-0009.png")
+    shutil.copy(film, harmless)
+    assert main(["check", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "duplicate films: 1 group of 2 files; 1 within one patient, split and label" in out
+    # ... and exported larger as JPEG into val, under another patient and label
+    (tmp_path / "val" / "PNEUMONIA").mkdir(exist_ok=True)
+    exported = tmp_path / "val" / "PNEUMONIA" / "person999_virus_1.jpeg"
+    with Image.open(film) as image:
+        image.resize((300, 300)).convert("RGB").save(exported, quality=85)
+    assert main(["check", str(tmp_path)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert "1 group of 3 files; 0 within one patient" in lines[1]
+    files, conflicts = lines[2].strip().split(": ")
+    assert set(files.split(", ")) == {str(film), str(harmless), str(exported)}
+    from cxrlearn.datasets import patient_id
+
+    assert conflicts == (f"2 patients ({patient_id(film)}, person999), 2 splits (train, val), "
+                         "2 labels (NORMAL, PNEUMONIA)")
+    assert main(["check", str(tmp_path), "--skip-duplicates"]) == 0
+    assert "duplicate" not in capsys.readouterr().out
 
 
 def test_demo_end_to_end(tmp_path, capsys):
@@ -639,7 +670,8 @@ def test_check_counts_files_in_words(tmp_path, capsys):
     write_synthetic_xray_directory(tmp_path, 2, 32, random_state=0)
     next(tmp_path.rglob("*.png")).unlink()
     assert main(["check", str(tmp_path)]) == 0
-    assert capsys.readouterr().out.strip() == "1 file checked: 1 ok, 0 bad"
+    assert capsys.readouterr().out.strip().splitlines() == [
+        "1 file checked: 1 ok, 0 bad", "duplicate films: none"]
     assert main(["check", str(tmp_path), "--progress"]) == 0
     captured = capsys.readouterr()
     assert "checking" in captured.err and captured.out.startswith("1 file checked")

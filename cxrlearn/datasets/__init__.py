@@ -12,6 +12,7 @@ from ._directory import (
 )
 from ._medmnist import fetch_pneumoniamnist, get_data_home, load_medmnist
 from ._scan import ScanReport, scan_images
+from ._duplicates import find_duplicate_films
 
 __all__ = [
     "make_synthetic_xrays",
@@ -28,4 +29,5 @@ __all__ = [
     "load_medmnist",
     "ScanReport",
     "scan_images",
+    "find_duplicate_films",
 ]
