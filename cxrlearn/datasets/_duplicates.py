@@ -25,7 +25,7 @@ def find_duplicate_films(paths, *, image_size=176, n_jobs=None):
         :func:`scan_images`: one bad file stops the decoding).
     image_size : int, default=176
         The size the films are compared at. The threshold was measured at
-        176 px (:doc:`design`); much smaller sizes hash less steadily.
+        176 px (:doc:`/design`); much smaller sizes hash less steadily.
     n_jobs : int or None, default=None
         Parallel decoding, as :class:`cxrlearn.ImageLoader`'s.
 
