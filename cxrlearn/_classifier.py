@@ -732,9 +732,9 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
             whose perceptual hash (:func:`cxrlearn.utils.perceptual_hashes`)
             is within ``NEAR_DUPLICATE_BITS`` (16) of 255 bits of a training
             image's (on Kermany-224, two films of different patients differ
-            by 36 bits or more). Ignored (pixels only) when the model kept no hashes
-            (``training_hashes_`` is None). False: pixel-identical images
-            only.
+            by 36 bits or more). Ignored (pixels only) when the model kept
+            no hashes (``training_hashes_`` is None). False: pixel-identical
+            images only.
 
         Returns
         -------
@@ -779,8 +779,9 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         X, _ = self._validate_X_y(X, None, reset=False)
         seen = np.isin(image_fingerprints(X), self.training_fingerprints_)
         hashes = getattr(self, "training_hashes_", None) if near else None
-        if hashes is not None and X.ndim == 4 and min(X.shape[1:3]) >= 8:
-            seen |= _nearest_hash_distance(_image_hashes(X), hashes) <= NEAR_DUPLICATE_BITS
+        query = None if hashes is None else _image_hashes(X)  # None: not images to hash
+        if query is not None:
+            seen |= _nearest_hash_distance(query, hashes) <= NEAR_DUPLICATE_BITS
         return seen
 
     # ----------------------------------------------------------- persistence

@@ -1,6 +1,8 @@
 """What a model remembers of its training images: pixel digests and perceptual
 hashes, and how they find the same film again."""
 
+from io import BytesIO
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -29,8 +31,6 @@ def films():
 def _export(film, transform, quality=90):
     """A film as another system would store it, then decoded to SIZE px again."""
     image = transform(Image.fromarray(np.uint8(np.round(film * 255))))
-    from io import BytesIO
-
     buffer = BytesIO()
     image.convert("RGB").save(buffer, format="JPEG", quality=quality)
     buffer.seek(0)

@@ -62,13 +62,16 @@ def describe_duplicates(groups, root):
     """
     from ..datasets import patient_id
 
+    def split(path):  # root/<split>/<label>/file, or "" for root/<label>/file
+        parts = Path(path).relative_to(root).parts
+        return parts[0] if len(parts) > 2 else ""
+
     conflicts = []
     for group in groups:
         parts = []
         for what, keys in (
             ("patients", [patient_id(p) for p in group]),
-            ("splits", [Path(p).relative_to(root).parts[0] if len(
-                Path(p).relative_to(root).parts) > 2 else "" for p in group]),
+            ("splits", [split(p) for p in group]),
             ("labels", [Path(p).parent.name for p in group]),
         ):
             distinct = sorted(set(keys))

@@ -331,9 +331,9 @@ class ServedModel:
         the same film at another size or encoding
         (:meth:`cxrlearn.PneumoniaCNN.trained_on`): its prediction says
         nothing about how the model does on new patients. None when the
-        model kept no record of its training images (trained on streamed
-        images, saved by an older cxrlearn) or its network is not in a
-        Pipeline after the loader.
+        model kept no record of its training images (saved by a cxrlearn
+        older than the records) or its network is not in a Pipeline after
+        the loader.
         """
         pipe = self._network_pipeline
         if pipe is None or getattr(pipe[-1], "training_fingerprints_", None) is None:
