@@ -164,9 +164,12 @@ def test_predict(trained, folder, capsys):
     for row, p in zip(rows, proba):
         assert row["label"] in ("NORMAL", "PNEUMONIA")
         assert row["probabilities"]["PNEUMONIA"] == pytest.approx(p[1], abs=1e-5)
+        assert row["trained_on"] is False  # val films: not trained on
     assert main(["predict", str(trained), files[0]]) == 0
-    line = capsys.readouterr().out.strip()
+    captured = capsys.readouterr()
+    line = captured.out.strip()
     assert line.startswith(files[0]) and "PNEUMONIA=" in line
+    assert "WARNING" not in captured.err
 
 
 def test_predict_unreadable_file(trained, tmp_path, capsys):
@@ -508,6 +511,16 @@ def test_train_uses_val_too_and_the_commands_notice(folder, trained, tmp_path, c
     assert "20 of the 20 images" in captured.err and "another size" in captured.err
     assert main(["evaluate", str(trained), str(export), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["n_trained_on"] == 0
+
+    # predict marks each film it was trained on, and warns once
+    new = sorted(str(p) for p in export.rglob("*.jpeg"))[:2]
+    files = [*new, *_val_files(folder)[:1]]
+    assert main(["predict", str(out), *files, "--json"]) == 0
+    captured = capsys.readouterr()
+    assert [json.loads(line)["trained_on"] for line in captured.out.splitlines()] == [True] * 3
+    assert "WARNING: 3 of the 3 files were used to train" in captured.err
+    assert main(["predict", str(trained), *files]) == 0
+    assert "WARNING" not in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------- threshold

@@ -15,6 +15,7 @@ from ._common import (
     load_folder,
     load_model_from_args,
     operating_point,
+    status,
     warn_trained_on,
 )
 
@@ -82,7 +83,9 @@ def add_predict_parser(sub):
         "predict",
         help="label new X-ray files with a saved pipeline",
         description="Print the label MODEL predicts (at its own operating point) "
-        "and the probability of each class for each FILE.",
+        "and the probability of each class for each FILE, and warn about the "
+        "FILEs MODEL was trained on (as they are, or the same films at another "
+        "size or encoding).",
     )
     add_model_file_argument(parser)
     parser.add_argument("files", nargs="+", metavar="FILE")
@@ -93,16 +96,20 @@ def add_predict_parser(sub):
 def run_predict(args):
     import json
 
+    from ..evaluation import trained_on
+
     model = load_model_from_args(args)
     paths = np.asarray(args.files, dtype=object)
     proba = model.predict_proba(paths)
     pred = model.predict(paths)
+    seen = trained_on(model, paths)  # None: the model cannot tell
     classes = list(model.classes_)
     point = operating_point(model) if len(classes) == 2 else None
-    for path, label, row in zip(args.files, pred, proba):
+    for i, (path, label, row) in enumerate(zip(args.files, pred, proba)):
         probs = {str(c): round(float(p), 6) for c, p in zip(classes, row)}
         if args.json:
-            record = {"file": path, "label": str(label), "probabilities": probs}
+            record = {"file": path, "label": str(label), "probabilities": probs,
+                      "trained_on": None if seen is None else bool(seen[i])}
             if point is not None:
                 record["threshold"] = point["threshold"]
                 record["threshold_applies_to"] = point["applies_to"]
@@ -110,4 +117,10 @@ def run_predict(args):
         else:
             shown = "  ".join(f"{c}={p:.4f}" for c, p in probs.items())
             print(f"{path}\t{label}\t{shown}")
+    if seen is not None and seen.any():
+        status(f"WARNING: {int(seen.sum())} of the {len(paths)} files were used to train "
+               f"{args.model} (as they are, or the same films at another size or "
+               "encoding): " + ", ".join(str(p) for p in paths[seen][:5])
+               + (", ..." if seen.sum() > 5 else "")
+               + ". Its predictions for them are no evidence of how it reads new films.")
     return 0
