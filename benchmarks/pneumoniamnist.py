@@ -33,14 +33,30 @@ versioned) and ``--compare NAME`` adds the paired differences against a
 saved run over the same folds (:func:`cxrlearn.evaluation.paired_bootstrap`,
 resampling patients).
 
+The official test split is for whoever holds it (the full MedMNIST
+``pneumoniamnist.npz``, with ``test_images`` / ``test_labels``):
+``--final-fit MODEL`` trains the recipe on train + val (every image here;
+nothing is chosen on them, the recipe and its decision at 0.5 were chosen
+by the grouped cross-validation) and saves it with
+:func:`cxrlearn.io.save_model`, the grey-level and size settings beside it
+in ``MODEL.json``; ``--test NPZ`` scores that file's test split with the
+model just trained or with ``--model MODEL``, at the model's own decision
+(``predict``: 0.5), with 95% intervals from a bootstrap over images (the
+test split names no patients). The test split is only ever scored, never
+used to choose.
+
 Usage::
 
     python benchmarks/pneumoniamnist.py [--data ../shared/data] [--epochs 30] [--networks 1]
         [--intensity raw] [--image-size 28] [--augmentation none] [--width 1]
-        [--grouped-cv 5 [--save NAME] [--compare OTHER]]
+        [--label-smoothing 0] [--grouped-cv 5 [--save NAME] [--compare OTHER]]
+    python benchmarks/pneumoniamnist.py --final-fit MODEL [--test pneumoniamnist.npz]
+    python benchmarks/pneumoniamnist.py --model MODEL --test pneumoniamnist.npz
 """
 
 import argparse
+import hashlib
+import json
 import os
 import time
 from pathlib import Path
@@ -107,13 +123,36 @@ def main(argv=None):
                              "recipe's before)")
     parser.add_argument("--width", type=int, default=1,
                         help="multiply the convolution filters (32-64-128) by this")
+    parser.add_argument("--label-smoothing", type=float, default=0.0,
+                        help="PneumoniaCNN(label_smoothing=...) (default: 0)")
     parser.add_argument("--save", metavar="NAME",
                         help="with --grouped-cv: keep the held-out predictions as NAME")
     parser.add_argument("--compare", metavar="NAME",
                         help="with --grouped-cv: paired differences against saved run NAME")
+    parser.add_argument("--final-fit", metavar="MODEL",
+                        help="train on train + val and save the model to MODEL")
+    parser.add_argument("--model", metavar="MODEL",
+                        help="with --test: a model saved by --final-fit")
+    parser.add_argument("--test", metavar="NPZ",
+                        help="score the test split of this MedMNIST file (with --final-fit "
+                             "or --model)")
     args = parser.parse_args(argv)
     if (args.save or args.compare) and not args.grouped_cv:
         parser.error("--save and --compare need --grouped-cv")
+    if args.grouped_cv and (args.final_fit or args.model or args.test):
+        parser.error("--grouped-cv estimates the recipe; --final-fit, --model and --test "
+                     "train or score the final model: run them separately")
+    if args.final_fit and args.model:
+        parser.error("--final-fit trains a model, --model loads one: give one of them")
+    if args.model and not args.test:
+        parser.error("--model needs --test")
+    if args.test and not (args.final_fit or args.model):
+        parser.error("--test needs --final-fit or --model")
+    if args.test and not Path(args.test).is_file():
+        parser.error(f"no file {args.test}")
+    if args.model:
+        score_test(*load_final(args.model), args.test)
+        return
     if args.compare and not (RUNS / f"{args.compare}.npz").is_file():
         parser.error(f"no saved run {args.compare!r} in {RUNS}")
     npz = Path(args.data) / "pneumoniamnist" / "pneumoniamnist_trainval.npz"
@@ -121,6 +160,10 @@ def main(argv=None):
         raise SystemExit(f"PneumoniaMNIST not found at {npz}; set --data or CXRLEARN_DATA")
     if args.grouped_cv:
         grouped_cv(npz, args)
+    elif args.final_fit:
+        clf, settings = final_fit(npz, args)
+        if args.test:
+            score_test(clf, settings, args.test)
     else:
         on_val(npz, args)
 
@@ -135,6 +178,7 @@ def make_classifier(args):
         batch_norm=True,
         dropout=0.3,
         augmentation=AUGMENTATIONS[args.augmentation],
+        label_smoothing=args.label_smoothing,
         class_weight="balanced",
         balanced_batches=False,  # the configuration its figures were measured with
         epochs=args.epochs,
@@ -223,7 +267,8 @@ def grouped_cv(npz, args):
           f"{len(np.unique(gk))} patients ({len(unknown)} more, of no known patient, only "
           f"trained on); {args.networks} network(s) x {args.epochs} epochs, "
           f"{args.image_size} px, intensity {args.intensity}, augmentation "
-          f"{args.augmentation}, width x{args.width}; fits "
+          f"{args.augmentation}, width x{args.width}, label smoothing "
+          f"{args.label_smoothing}; fits "
           f"{min(seconds):.0f}-{max(seconds):.0f} s")
     decisions = {"0.5": (pk >= 0.5).astype(int), "cross-fitted": cross_fitted}
     for name, pred in (("0.5", decisions["0.5"]),
@@ -245,6 +290,80 @@ def grouped_cv(npz, args):
                  patient=gk, pred_05=decisions["0.5"], pred_cross_fitted=cross_fitted,
                  seconds=np.array(seconds), settings=np.array(repr(vars(args))))
         print(f"held-out predictions saved to {RUNS / args.save}.npz")
+
+
+def final_fit(npz, args):
+    """Train the recipe on train + val; save it and its settings; return both."""
+    from cxrlearn.datasets import load_medmnist
+    from cxrlearn.io import save_model
+
+    X, y = load_medmnist(npz, "train")
+    Xv, yv = load_medmnist(npz, "val")
+    X, y = prepare(np.concatenate([X, Xv]), args.intensity, args.image_size), np.r_[y, yv]
+    clf = make_classifier(args)
+    t0 = time.perf_counter()
+    clf.fit(X, y)
+    seconds = time.perf_counter() - t0
+    save_model(clf, args.final_fit)
+    settings = {
+        "intensity": args.intensity, "image_size": args.image_size,
+        "recipe": {key: getattr(args, key) for key in
+                   ("epochs", "random_state", "networks", "augmentation", "width",
+                    "label_smoothing")},
+        "trained_on": f"{npz.name}: train + val, {len(y)} images "
+                      f"({int(np.sum(y == 0))} normal)",
+        "fit_seconds": round(seconds, 1),
+        "model_sha256": _sha256(args.final_fit),
+    }
+    Path(f"{args.final_fit}.json").write_text(json.dumps(settings, indent=2) + "\n")
+    print(f"trained on {len(y)} images (train + val) in {seconds:.0f} s; saved to "
+          f"{args.final_fit}, settings in {args.final_fit}.json")
+    return clf, settings
+
+
+def _sha256(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def load_final(path):
+    """A model saved by ``--final-fit`` and its settings, checked to belong together."""
+    from cxrlearn.io import load_model
+
+    card = Path(f"{path}.json")
+    if not card.is_file():
+        raise SystemExit(f"{card} is missing: the model's grey-level and size settings are "
+                         "in it; without them its input could be prepared wrongly")
+    settings = json.loads(card.read_text())
+    if settings.get("model_sha256") != _sha256(path):
+        raise SystemExit(f"{path} is not the model {card} describes (its SHA-256 differs): "
+                         "the two files were separated or one was changed")
+    return load_model(path), settings
+
+
+def score_test(clf, settings, test_npz):
+    """ROC-AUC and the model's own decisions on a MedMNIST file's test split."""
+    from cxrlearn.datasets import load_medmnist
+    from cxrlearn.evaluation import bootstrap_metrics
+
+    X, y = load_medmnist(test_npz, "test")
+    X = prepare(X, settings["intensity"], settings["image_size"])
+    seen = clf.trained_on(X)  # a model of --final-fit always knows its training images
+    if seen.any():  # the same films scored as test would flatter
+        print(f"WARNING: {int(seen.sum())} of the {len(y)} test images (as they are, or the "
+              "same films at another size or encoding) were used to train this model")
+    proba = clf.predict_proba(X)[:, 1]
+    pred = clf.predict(X)
+    boot = bootstrap_metrics(y, proba, y_pred=pred, pos_label=1, n_resamples=2000,
+                             random_state=0)
+    i = boot.intervals
+    figures = "; ".join(
+        f"{m} {i[m].estimate:.4f} ({i[m].low:.4f}-{i[m].high:.4f})"
+        for m in ("roc_auc", "accuracy", "sensitivity", "specificity"))
+    print(f"test split of {Path(test_npz).name}: {len(y)} images "
+          f"({int(np.sum(y == 0))} normal), {settings['image_size']} px, intensity "
+          f"{settings['intensity']}, {int(seen.sum())} of them trained on; at the model's own "
+          f"decision (0.5): {figures}")
+    return boot
 
 
 def compare(name, y, proba, decisions, patient):

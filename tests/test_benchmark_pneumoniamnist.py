@@ -69,9 +69,10 @@ def test_augmentation_and_width_options_reach_the_network(augmentation):
     from cxrlearn.networks import AUGMENTATION_PRESETS
 
     args = argparse.Namespace(width=2, augmentation=augmentation, epochs=1, networks=1,
-                              random_state=0)
+                              random_state=0, label_smoothing=0.1)
     clf = bench.make_classifier(args)
     assert clf.conv_filters == (64, 128, 256)
+    assert clf.label_smoothing == 0.1
     assert clf.augmentation == bench.AUGMENTATIONS[augmentation]
     if isinstance(clf.augmentation, str):
         assert "contrast" in AUGMENTATION_PRESETS[clf.augmentation]
@@ -87,3 +88,74 @@ def test_the_default_trains_without_augmentation(monkeypatch):
     # the augmentation of the figures measured before
     assert bench.AUGMENTATIONS["geometric"] == {"rotation": 0.03, "zoom": 0.08,
                                                 "translation": 0.06}
+
+
+def _medmnist_file(path, splits, rng):
+    """A tiny MedMNIST-style file: bright 'pneumonia' thumbnails, dark normal ones."""
+    arrays = {}
+    for split, n in splits.items():
+        y = np.arange(n) % 2
+        images = rng.integers(0, 90, size=(n, 28, 28)) + 120 * y[:, None, None]
+        arrays[f"{split}_images"] = images.astype(np.uint8)
+        arrays[f"{split}_labels"] = y[:, None].astype(np.uint8)
+    np.savez(path, **arrays)
+    return path
+
+
+def test_final_fit_saves_a_model_that_scores_the_test_split(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    (tmp_path / "pneumoniamnist").mkdir()
+    _medmnist_file(tmp_path / "pneumoniamnist" / "pneumoniamnist_trainval.npz",
+                   {"train": 24, "val": 8}, rng)
+    test_npz = _medmnist_file(tmp_path / "full.npz", {"train": 2, "test": 20}, rng)
+    model = tmp_path / "final.skops"
+    bench.main(["--data", str(tmp_path), "--epochs", "2", "--final-fit", str(model),
+                "--test", str(test_npz)])
+    out = capsys.readouterr().out
+    settings = bench.json.loads((tmp_path / "final.skops.json").read_text())
+    assert "trained on 32 images (train + val)" in out
+    assert settings["trained_on"].endswith("32 images (16 normal)")
+    assert settings["image_size"] == 28 and settings["recipe"]["augmentation"] == "none"
+    assert "test split of full.npz: 20 images (10 normal)" in out
+    assert "0 of them trained on" in out and "roc_auc" in out
+    first = out.split("roc_auc")[1]
+    # the saved model scores the test split exactly as the one just trained
+    bench.main(["--model", str(model), "--test", str(test_npz)])
+    assert capsys.readouterr().out.split("roc_auc")[1] == first
+
+
+def test_a_saved_model_is_refused_without_its_own_settings(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    (tmp_path / "pneumoniamnist").mkdir()
+    trainval = _medmnist_file(tmp_path / "pneumoniamnist" / "pneumoniamnist_trainval.npz",
+                              {"train": 16, "val": 4}, rng)
+    model = tmp_path / "final.skops"
+    bench.main(["--data", str(tmp_path), "--epochs", "1", "--final-fit", str(model)])
+    capsys.readouterr()
+    # scoring the model's own training images says so
+    with np.load(trainval) as f:
+        np.savez(tmp_path / "seen.npz", test_images=f["train_images"][:6],
+                 test_labels=f["train_labels"][:6])
+    bench.main(["--model", str(model), "--test", str(tmp_path / "seen.npz")])
+    assert "WARNING: 6 of the 6 test images" in capsys.readouterr().out
+    card = tmp_path / "final.skops.json"
+    settings = bench.json.loads(card.read_text())
+    card.write_text(bench.json.dumps({**settings, "model_sha256": "0" * 64}))
+    with pytest.raises(SystemExit, match="SHA-256 differs"):
+        bench.main(["--model", str(model), "--test", str(tmp_path / "seen.npz")])
+    card.unlink()
+    with pytest.raises(SystemExit, match="is missing"):
+        bench.main(["--model", str(model), "--test", str(tmp_path / "seen.npz")])
+
+
+@pytest.mark.parametrize("argv", [
+    ["--grouped-cv", "5", "--final-fit", "m.skops"],
+    ["--final-fit", "m.skops", "--model", "m.skops", "--test", __file__],
+    ["--model", "m.skops"],
+    ["--test", __file__],
+    ["--final-fit", "m.skops", "--test", "no-such.npz"],
+])
+def test_final_model_options_that_do_not_go_together(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        bench.main(argv)
+    assert info.value.code == 2  # argparse's usage error, before any training
