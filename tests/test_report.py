@@ -109,6 +109,28 @@ def test_report_calibration_and_operating_points(report):
         assert t["low"] <= t["estimate"] <= t["high"]
 
 
+def test_report_at_other_prevalences(report, pipe, data):
+    rows = report["at_prevalence"]
+    assert [r["prevalence"] for r in rows] == [0.1, 0.2, 0.3, 0.5]
+    m = report["metrics"]
+    sens, spec = m["sensitivity"]["estimate"], m["specificity"]["estimate"]
+    for row in rows:
+        p = row["prevalence"]
+        assert row["accuracy"]["estimate"] == pytest.approx(sens * p + spec * (1 - p))
+        for name in ("accuracy", "ppv", "npv"):
+            entry = row[name]
+            if entry["low"] is not None:
+                assert entry["low"] <= entry["estimate"] <= entry["high"], (p, name)
+            assert "Bayes" in entry["method"] and "patients" in entry["method"]
+    # the rows answer for the mix asked for, and a mix that is no mix is refused first
+    paths, labels = _readable(*data)
+    other = evaluation_report(pipe, paths, labels, n_resamples=50, figures=False,
+                              n_errors=0, prevalences=[0.05])
+    assert [r["prevalence"] for r in other["at_prevalence"]] == [0.05]
+    with pytest.raises(ValueError, match="prevalences must be in"):
+        evaluation_report(pipe, paths, labels, figures=False, prevalences=[0.3, 1.0])
+
+
 def test_report_data_section_names_unreadable_files(report):
     data = report["data"]
     assert data["n_files"] == 62 and data["n_images"] == 60
@@ -246,7 +268,8 @@ def test_html_is_self_contained(report, tmp_path):
     text = _DATA_URI.sub("", html)
     for external in ("http:", "https:", "//cdn", "<script", "<link", "url(", "@import"):
         assert external not in text.lower(), external
-    for heading in ("Metrics with 95% confidence intervals", "Confusion matrix",
+    for heading in ("Metrics with 95% confidence intervals", "At another prevalence",
+                    "Confusion matrix",
                     "calibration", "Most confident errors", "Data", "Model"):
         assert heading in html
     assert "person9999_virus_1.png" in html  # the skipped file is named
@@ -266,7 +289,7 @@ def _screenshot(browser, page, shot, tmp_path):
 
     cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu",
            "--disable-dev-shm-usage", "--hide-scrollbars", f"--screenshot={shot}",
-           "--window-size=1200,3000", f"--user-data-dir={tmp_path / 'profile'}",
+           "--window-size=1200,4000", f"--user-data-dir={tmp_path / 'profile'}",
            Path(page).resolve().as_uri()]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
                             env={**os.environ, "HOME": str(tmp_path)})
@@ -294,7 +317,7 @@ def test_report_renders_in_a_headless_browser(report, tmp_path):
     pixels = _screenshot(browser, page, shot, tmp_path)
     if os.environ.get("CXRLEARN_REPORT_SCREENSHOT"):
         shutil.copy(shot, os.environ["CXRLEARN_REPORT_SCREENSHOT"])
-    assert pixels.shape[:2] == (3000, 1200)
+    assert pixels.shape[:2] == (4000, 1200)
     assert pixels.std() > 20  # not a blank page
     assert _coloured(pixels) > 0.02, _coloured(pixels)
     # the confusion matrix's dark blue cells (matplotlib "Blues")
@@ -315,17 +338,26 @@ def test_report_command(pipe, folder, tmp_path, capsys):
     save_model(pipe, model_file)
     out, json_out = tmp_path / "out" / "report.html", tmp_path / "report.json"
     assert main(["report", str(model_file), str(folder), "--out", str(out),
-                 "--json", str(json_out), "--n-resamples", "100", "--n-errors", "2"]) == 0
+                 "--json", str(json_out), "--n-resamples", "100", "--n-errors", "2",
+                 "--prevalence", "0.15", "--prevalence", "0.4"]) == 0
     captured = capsys.readouterr()
     assert "roc_auc" in captured.out and "95% CI" in captured.out
+    assert "at prevalence 0.15: accuracy" in captured.out and "at prevalence 0.40" in captured.out
     assert "skipped 2 unreadable file(s)" in captured.err
     assert "WARNING: 60 of the 60 images" in captured.err  # the training images
     content = json.loads(json_out.read_text())
+    assert [r["prevalence"] for r in content["at_prevalence"]] == [0.15, 0.4]
     assert content["settings"] == {"n_resamples": 100, "n_errors": 2,
                                    "resampled": "patients", "random_state": 0}
     assert content["data"]["source"] == str(folder)
     html = out.read_text(encoding="utf-8")
     assert html.startswith("<!DOCTYPE html>") and "IM-9999-0001.jpeg" in html
+
+
+def test_report_command_refuses_a_prevalence_that_is_no_share(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "missing.skops"), str(tmp_path),
+                 "--out", str(tmp_path / "r.html"), "--prevalence", "30"]) == 1
+    assert "--prevalence must be in (0, 1), got 30.0" in capsys.readouterr().err
 
 
 def test_report_command_checks_out_first(tmp_path, capsys):

@@ -51,6 +51,11 @@ def add_parser(sub):
     parser.add_argument("--n-errors", type=int, default=8, metavar="K",
                         help="most confident errors shown with Grad-CAM "
                              "(default: %(default)s)")
+    parser.add_argument("--prevalence", type=float, action="append", default=None,
+                        metavar="P",
+                        help="share of the positive class at which accuracy, PPV and NPV "
+                             "are also given, e.g. your hospital's; repeat for several "
+                             "(default: 0.1 0.2 0.3 0.5)")
     parser.add_argument("--threshold-info", default=None, metavar="TEXT",
                         help="how the threshold was chosen, in your words, for the "
                              "model section")
@@ -74,6 +79,9 @@ def run(args):
         raise CLIError(f"--confidence-level must be in (0, 1), got {args.confidence_level}")
     if args.n_errors < 0:
         raise CLIError(f"--n-errors must be >= 0, got {args.n_errors}")
+    bad = [p for p in args.prevalence or () if not 0 < p < 1]
+    if bad:
+        raise CLIError(f"--prevalence must be in (0, 1), got {bad[0]}")
     import importlib.util
 
     if importlib.util.find_spec("matplotlib") is None:
@@ -98,6 +106,7 @@ def run(args):
         confidence_level=args.confidence_level, n_errors=args.n_errors,
         threshold_info=args.threshold_info, data_name=str(folder), title=args.title,
         n_jobs=args.n_jobs, random_state=args.random_state,
+        **({} if args.prevalence is None else {"prevalences": args.prevalence}),
     )
     skipped = report["data"]["skipped"]
     if skipped:
@@ -126,3 +135,13 @@ def _print_summary(report):
         d = report["roc_auc_delong"]
         print(f"{'roc_auc (DeLong)':<18} {d['estimate']:.4f}  "
               f"({level} CI {d['low']:.3f}-{d['high']:.3f})")
+    for row in report.get("at_prevalence", ()):
+        print(f"at prevalence {row['prevalence']:.2f}: " + ", ".join(
+            f"{name} {_estimate(row[name])}" for name in ("accuracy", "ppv", "npv")))
+
+
+def _estimate(entry):
+    if entry["estimate"] is None:
+        return "n/a"
+    low, high = entry["low"], entry["high"]
+    return f"{entry['estimate']:.3f}" + ("" if low is None else f" ({low:.3f}-{high:.3f})")

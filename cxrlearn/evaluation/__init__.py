@@ -5,7 +5,9 @@
   and :func:`paired_bootstrap` (stratified bootstrap, by patient when
   ``groups`` are given, of ROC-AUC, average precision, and sensitivity,
   specificity, accuracy, PPV and NPV at the operating point), and
-  :func:`bootstrap_operating_points` (thresholds for target sensitivities).
+  :func:`bootstrap_operating_points` (thresholds for target sensitivities);
+  :func:`at_prevalence` and :func:`bootstrap_at_prevalence` (accuracy, PPV
+  and NPV at another prevalence of disease).
 * The report: :func:`evaluation_report` (a JSON-serialisable dictionary)
   and :func:`write_html_report` (one self-contained HTML file), the
   ``cxrlearn report`` command; :func:`operating_point` reads a fitted
@@ -29,6 +31,7 @@ from ._intervals import (
 )
 from ._leakage import trained_on
 from ._operating_point import operating_point
+from ._prevalence import at_prevalence, bootstrap_at_prevalence
 from ._report import evaluation_report
 
 __all__ = [
@@ -36,6 +39,8 @@ __all__ = [
     "DeLongResult",
     "DeLongTestResult",
     "MetricInterval",
+    "at_prevalence",
+    "bootstrap_at_prevalence",
     "bootstrap_metrics",
     "bootstrap_operating_points",
     "delong_roc_auc",

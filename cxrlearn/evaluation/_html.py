@@ -97,6 +97,7 @@ def _metrics_html(report):
                if point["threshold"] is not None else "no threshold: ")
             + f"<code>{_e(point['applies_to'])}</code>; positive class "
             f"<b>{_e(point['pos_label'])}</b>.</p>")
+        parts.append(_prevalence_html(report, level))
         ops = report.get("operating_points") or []
         if ops:
             rows = [[_fmt(p["target_sensitivity"], 2),
@@ -127,6 +128,27 @@ def _metrics_html(report):
             ["class", "metric", "estimate", f"{level} CI", "count"], rows,
             numeric=(2, 3, 4)))
     return "".join(parts)
+
+
+def _prevalence_html(report, level):
+    rows = report.get("at_prevalence") or []
+    if not rows:
+        return ""
+    pos = report["model"]["operating_point"]["pos_label"]
+    here = report["data"]["prevalence"].get(str(pos))
+    table = _table(
+        [f"prevalence of {pos}",
+         f"accuracy ({level} CI)", f"PPV ({level} CI)", f"NPV ({level} CI)"],
+        [[_fmt(r["prevalence"], 2)] + [f"{_fmt(r[k]['estimate'])} ({_ci(r[k])})"
+                                      for k in ("accuracy", "ppv", "npv")] for r in rows],
+        numeric=(0, 1, 2, 3))
+    return (
+        "<h3>At another prevalence</h3>" + table
+        + f"<p>{here:.0%} of these images are {_e(pos)}. Sensitivity and specificity "
+        "are measured within each class and carry over to patients mixed otherwise; "
+        "accuracy, PPV and NPV do not. The rows give them, by Bayes' rule, at the "
+        "prevalence of another hospital, assuming only the mix of the classes changes, "
+        "not the films within each (the intervals come from the same resamples).</p>")
 
 
 def _figure_html(report, key, alt):

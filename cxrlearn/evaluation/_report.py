@@ -31,6 +31,7 @@ from ._intervals import (
 )
 from ._leakage import trained_on
 from ._operating_point import operating_point
+from ._prevalence import bootstrap_at_prevalence
 
 __all__ = ["evaluation_report"]
 
@@ -300,6 +301,12 @@ def _binary_numbers(report, labels, proba, pred, classes, groups, opts):
         "standard_error": delong.standard_error,
         "method": "DeLong (images taken as independent)",
     }
+    bayes = f"{method}, by Bayes' rule from sensitivity and specificity"
+    report["at_prevalence"] = [
+        {"prevalence": row["prevalence"],
+         **{name: _interval(row[name], method=bayes) for name in ("accuracy", "ppv", "npv")}}
+        for row in bootstrap_at_prevalence(boot, opts["prevalences"])
+    ]
     report["operating_points"] = bootstrap_operating_points(
         labels, score, opts["target_sensitivities"], pos_label=pos, **common
     )
@@ -576,6 +583,7 @@ def _error_thumbnails(model, errors, size=160):
         "confidence_level": [Interval(Real, 0, 1, closed="neither")],
         "n_errors": [Interval(Integral, 0, None, closed="left")],
         "target_sensitivities": ["array-like"],
+        "prevalences": ["array-like"],
         "threshold_info": [str, None],
         "data_name": [str, None],
         "title": [str, None],
@@ -595,6 +603,7 @@ def evaluation_report(
     confidence_level=0.95,
     n_errors=8,
     target_sensitivities=(0.9, 0.95, 0.98),
+    prevalences=(0.1, 0.2, 0.3, 0.5),
     threshold_info=None,
     data_name=None,
     title=None,
@@ -634,6 +643,11 @@ def evaluation_report(
     target_sensitivities : array-like of float, default=(0.9, 0.95, 0.98)
         Two classes: the operating points tabulated with
         :func:`bootstrap_operating_points`.
+    prevalences : array-like of float, default=(0.1, 0.2, 0.3, 0.5)
+        Two classes: shares of the positive class at which accuracy, PPV
+        and NPV are also given (:func:`bootstrap_at_prevalence`), for a
+        hospital whose patients are not mixed as these images are. Each in
+        (0, 1); empty for none.
     threshold_info : str, default=None
         How the threshold was chosen, in your words, shown beside what the
         model records.
@@ -655,7 +669,8 @@ def evaluation_report(
         JSON-serialisable (NaN as None): ``task`` (``"binary"`` or
         ``"multiclass"``), ``classes``, ``metrics`` (each ``{"estimate",
         "low", "high", "method", "count"}``), for two classes
-        ``roc_auc_delong``, ``operating_points`` and ``calibration``
+        ``roc_auc_delong``, ``operating_points``, ``at_prevalence`` (a list
+        of ``{"prevalence", "accuracy", "ppv", "npv"}``) and ``calibration``
         (``brier_score``, ``expected_calibration_error``, ``bins``), for
         more ``per_class`` one-vs-rest intervals; ``confusion_matrix``,
         ``errors`` (the most confident errors, with ``thumbnail`` data
@@ -714,6 +729,9 @@ def evaluation_report(
     unknown = sorted({_plain(v) for v in np.unique(labels)} - set(classes), key=str)
     if unknown:
         raise ValueError(f"labels {unknown} are not classes of the model ({classes}).")
+    prevalences = np.asarray(prevalences, dtype=float).ravel()
+    if np.any(~((prevalences > 0) & (prevalences < 1))):  # before the images are scored
+        raise ValueError(f"prevalences must be in (0, 1); got {prevalences.tolist()}")
     if figures:
         _require_matplotlib()
 
@@ -736,7 +754,8 @@ def evaluation_report(
         "applies_to": "most probable class (argmax of predict_proba)",
         "chosen_by": "none: the most probable class"}
     opts = dict(n_resamples=n_resamples, confidence_level=float(confidence_level),
-                random_state=random_state, target_sensitivities=target_sensitivities)
+                random_state=random_state, target_sensitivities=target_sensitivities,
+                prevalences=prevalences)
     from sklearn.metrics import confusion_matrix
 
     report = {
