@@ -96,9 +96,11 @@ def prepare(X, intensity, image_size):
 
 def shifted_accuracy(y_true, y_pred, normal_fraction):
     """Accuracy re-weighted to a class mix with ``normal_fraction`` normals."""
+    from cxrlearn.evaluation import at_prevalence
+
     spec = np.mean(y_pred[y_true == 0] == 0)
     sens = np.mean(y_pred[y_true == 1] == 1)
-    return normal_fraction * spec + (1 - normal_fraction) * sens
+    return at_prevalence(sens, spec, 1 - normal_fraction)["accuracy"]
 
 
 def main(argv=None):

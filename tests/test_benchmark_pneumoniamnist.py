@@ -159,3 +159,12 @@ def test_final_model_options_that_do_not_go_together(argv, capsys):
     with pytest.raises(SystemExit) as info:
         bench.main(argv)
     assert info.value.code == 2  # argparse's usage error, before any training
+
+
+def test_shifted_accuracy_reweights_the_classes():
+    y = np.r_[np.zeros(10, int), np.ones(30, int)]
+    pred = np.r_[np.zeros(8, int), np.ones(2, int), np.ones(30, int)]  # spec 0.8, sens 1
+    assert bench.shifted_accuracy(y, pred, 0.25) == pytest.approx(np.mean(pred == y))
+    assert bench.shifted_accuracy(y, pred, 0.5) == pytest.approx(0.9)
+    assert bench.shifted_accuracy(y, pred, 234 / 624) == pytest.approx(
+        234 / 624 * 0.8 + 390 / 624)
