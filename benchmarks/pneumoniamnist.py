@@ -49,7 +49,7 @@ Usage::
 
     python benchmarks/pneumoniamnist.py [--data ../shared/data] [--epochs 30] [--networks 1]
         [--intensity raw] [--image-size 28] [--augmentation none] [--width 1]
-        [--label-smoothing 0] [--grouped-cv 5 [--save NAME] [--compare OTHER]]
+        [--dropout 0.3] [--label-smoothing 0] [--grouped-cv 5 [--save NAME] [--compare OTHER]]
     python benchmarks/pneumoniamnist.py --final-fit MODEL [--test pneumoniamnist.npz]
     python benchmarks/pneumoniamnist.py --model MODEL --test pneumoniamnist.npz
 """
@@ -125,6 +125,8 @@ def main(argv=None):
                              "recipe's before)")
     parser.add_argument("--width", type=int, default=1,
                         help="multiply the convolution filters (32-64-128) by this")
+    parser.add_argument("--dropout", type=float, default=0.3,
+                        help="PneumoniaCNN(dropout=...) (default: 0.3)")
     parser.add_argument("--label-smoothing", type=float, default=0.0,
                         help="PneumoniaCNN(label_smoothing=...) (default: 0)")
     parser.add_argument("--save", metavar="NAME",
@@ -178,7 +180,7 @@ def make_classifier(args):
         conv_filters=tuple(args.width * f for f in (32, 64, 128)),
         dense_units=(256, 8),
         batch_norm=True,
-        dropout=0.3,
+        dropout=args.dropout,
         augmentation=AUGMENTATIONS[args.augmentation],
         label_smoothing=args.label_smoothing,
         class_weight="balanced",
@@ -269,8 +271,8 @@ def grouped_cv(npz, args):
           f"{len(np.unique(gk))} patients ({len(unknown)} more, of no known patient, only "
           f"trained on); {args.networks} network(s) x {args.epochs} epochs, "
           f"{args.image_size} px, intensity {args.intensity}, augmentation "
-          f"{args.augmentation}, width x{args.width}, label smoothing "
-          f"{args.label_smoothing}; fits "
+          f"{args.augmentation}, width x{args.width}, dropout {args.dropout}, label "
+          f"smoothing {args.label_smoothing}; fits "
           f"{min(seconds):.0f}-{max(seconds):.0f} s")
     decisions = {"0.5": (pk >= 0.5).astype(int), "cross-fitted": cross_fitted}
     for name, pred in (("0.5", decisions["0.5"]),
@@ -311,7 +313,7 @@ def final_fit(npz, args):
         "intensity": args.intensity, "image_size": args.image_size,
         "recipe": {key: getattr(args, key) for key in
                    ("epochs", "random_state", "networks", "augmentation", "width",
-                    "label_smoothing")},
+                    "dropout", "label_smoothing")},
         "trained_on": f"{npz.name}: train + val, {len(y)} images "
                       f"({int(np.sum(y == 0))} normal)",
         "fit_seconds": round(seconds, 1),

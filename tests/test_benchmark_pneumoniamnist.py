@@ -69,10 +69,10 @@ def test_augmentation_and_width_options_reach_the_network(augmentation):
     from cxrlearn.networks import AUGMENTATION_PRESETS
 
     args = argparse.Namespace(width=2, augmentation=augmentation, epochs=1, networks=1,
-                              random_state=0, label_smoothing=0.1)
+                              random_state=0, label_smoothing=0.1, dropout=0.5)
     clf = bench.make_classifier(args)
     assert clf.conv_filters == (64, 128, 256)
-    assert clf.label_smoothing == 0.1
+    assert clf.label_smoothing == 0.1 and clf.dropout == 0.5
     assert clf.augmentation == bench.AUGMENTATIONS[augmentation]
     if isinstance(clf.augmentation, str):
         assert "contrast" in AUGMENTATION_PRESETS[clf.augmentation]
@@ -83,6 +83,7 @@ def test_the_default_trains_without_augmentation(monkeypatch):
     monkeypatch.setattr(bench.Path, "is_file", lambda self: True)
     bench.main(["--data", "somewhere"])
     assert seen["augmentation"] == "none" and seen["width"] == 1 and seen["image_size"] == 28
+    assert seen["dropout"] == 0.3 and seen["label_smoothing"] == 0.0 and seen["networks"] == 1
     default = bench.make_classifier(bench.argparse.Namespace(**seen))
     assert default.augmentation is None and default.conv_filters == (32, 64, 128)
     # the augmentation of the figures measured before
