@@ -169,3 +169,21 @@ def test_shifted_accuracy_reweights_the_classes():
     assert bench.shifted_accuracy(y, pred, 0.5) == pytest.approx(0.9)
     assert bench.shifted_accuracy(y, pred, 234 / 624) == pytest.approx(
         234 / 624 * 0.8 + 390 / 624)
+
+
+@pytest.mark.slow
+def test_final_fit_on_the_real_file_names_its_own_films(data_dir, tmp_path, capsys):
+    """Real PneumoniaMNIST: the final model flags val (its training films) as trained on."""
+    trainval = data_dir / "pneumoniamnist" / "pneumoniamnist_trainval.npz"
+    if not trainval.is_file():
+        pytest.skip(f"{trainval} not found")
+    model = tmp_path / "pm.skops"
+    bench.main(["--data", str(data_dir), "--epochs", "3", "--final-fit", str(model)])
+    assert "trained on 5232 images (train + val)" in capsys.readouterr().out
+    with np.load(trainval) as f:
+        np.savez(tmp_path / "val_as_test.npz", test_images=f["val_images"],
+                 test_labels=f["val_labels"])
+    bench.main(["--model", str(model), "--test", str(tmp_path / "val_as_test.npz")])
+    out = capsys.readouterr().out
+    assert "WARNING: 524 of the 524 test images" in out
+    assert "524 images (135 normal)" in out
