@@ -152,6 +152,30 @@ def test_evaluate_text(trained, folder, capsys):
     assert main(["evaluate", str(trained), str(folder)]) == 0  # uses folder/val
     out = capsys.readouterr().out
     assert "roc_auc" in out and "specificity" in out and "confusion_matrix" in out
+    assert "at prevalence" not in out  # only when asked
+
+
+def test_evaluate_at_another_prevalence(trained, folder, capsys):
+    assert main(["evaluate", str(trained), str(folder), "--json",
+                 "--prevalence", "0.1", "--prevalence", "0.5"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    sens, spec = report["sensitivity"], report["specificity"]
+    assert [r["prevalence"] for r in report["at_prevalence"]] == [0.1, 0.5]
+    half = report["at_prevalence"][1]
+    assert half["accuracy"] == pytest.approx((sens + spec) / 2)
+    tenth = report["at_prevalence"][0]
+    assert tenth["npv"] == pytest.approx(0.9 * spec / (0.9 * spec + 0.1 * (1 - sens)))
+    assert main(["evaluate", str(trained), str(folder), "--prevalence", "0.2"]) == 0
+    assert "at prevalence 0.20: accuracy" in capsys.readouterr().out
+    # not a share: refused before the model is opened
+    assert main(["evaluate", "/no/such/model.skops", str(folder), "--prevalence", "20"]) == 1
+    assert "--prevalence must be in (0, 1), got 20.0" in capsys.readouterr().err
+
+
+def test_evaluate_prevalence_needs_two_classes(decision_models, folder, capsys):
+    _, path = decision_models["three_classes"]
+    assert main(["evaluate", str(path), str(folder), "--prevalence", "0.1"]) == 1
+    assert "--prevalence needs a model of two classes" in capsys.readouterr().err
 
 
 def test_predict(trained, folder, capsys):

@@ -56,16 +56,33 @@ def add_evaluate_parser(sub):
     add_model_file_argument(parser)
     parser.add_argument("data", metavar="DATA_DIR")
     parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--prevalence", type=float, action="append", default=None,
+                        metavar="P",
+                        help="also give accuracy, PPV and NPV at this share of the positive "
+                             "class (e.g. your hospital's), from the sensitivity and "
+                             "specificity measured here; repeat for several")
     parser.set_defaults(run=run_evaluate)
 
 
 def run_evaluate(args):
+    bad = [p for p in args.prevalence or () if not 0 < p < 1]
+    if bad:
+        raise CLIError(f"--prevalence must be in (0, 1), got {bad[0]}")
     model = load_model_from_args(args)
+    if args.prevalence and len(model.classes_) != 2:
+        raise CLIError("--prevalence needs a model of two classes")
     train_dir, val_dir = find_splits(args.data)
     paths, labels = load_folder(val_dir or train_dir,
                                 label_mode="three_class" if len(model.classes_) == 3
                                 else "folder")
     report = evaluate_model(model, paths, labels)
+    if args.prevalence:
+        from ..evaluation import at_prevalence
+
+        report["at_prevalence"] = [
+            {"prevalence": p, **at_prevalence(report["sensitivity"],
+                                              report["specificity"], p)}
+            for p in args.prevalence]
     n_seen = warn_trained_on(model, paths, val_dir or train_dir, model_name=args.model)
     if n_seen is not None:
         report["n_trained_on"] = n_seen
@@ -74,7 +91,11 @@ def run_evaluate(args):
     else:
         from ..metrics import format_report
 
+        rows = report.pop("at_prevalence", [])
         print(format_report(report))
+        for row in rows:
+            print(f"at prevalence {row['prevalence']:.2f}: " + "  ".join(
+                f"{name} {row[name]:.4f}" for name in ("accuracy", "ppv", "npv")))
     return 0
 
 
