@@ -317,6 +317,13 @@ def is_pickle_path(path):
     return Path(path).suffix.lower() in PICKLE_SUFFIXES
 
 
+def check_prevalences(values):
+    """Refuse a ``--prevalence`` that is not a share, before anything is loaded."""
+    bad = [p for p in values or () if not 0 < p < 1]
+    if bad:
+        raise CLIError(f"--prevalence must be in (0, 1), got {bad[0]}")
+
+
 def check_out(path):
     """Check before any decoding or training that ``--out`` can be written."""
     from ..io import check_writable

@@ -10,6 +10,7 @@ import numpy as np
 from ._common import (
     CLIError,
     add_model_file_argument,
+    check_prevalences,
     dumps_json,
     find_splits,
     load_folder,
@@ -65,9 +66,7 @@ def add_evaluate_parser(sub):
 
 
 def run_evaluate(args):
-    bad = [p for p in args.prevalence or () if not 0 < p < 1]
-    if bad:
-        raise CLIError(f"--prevalence must be in (0, 1), got {bad[0]}")
+    check_prevalences(args.prevalence)
     model = load_model_from_args(args)
     if args.prevalence and len(model.classes_) != 2:
         raise CLIError("--prevalence needs a model of two classes")

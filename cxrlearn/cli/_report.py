@@ -10,6 +10,7 @@ from ._common import (
     add_model_file_argument,
     atomic_write_text,
     check_out,
+    check_prevalences,
     dumps_json,
     find_splits,
     load_folder,
@@ -79,9 +80,7 @@ def run(args):
         raise CLIError(f"--confidence-level must be in (0, 1), got {args.confidence_level}")
     if args.n_errors < 0:
         raise CLIError(f"--n-errors must be >= 0, got {args.n_errors}")
-    bad = [p for p in args.prevalence or () if not 0 < p < 1]
-    if bad:
-        raise CLIError(f"--prevalence must be in (0, 1), got {bad[0]}")
+    check_prevalences(args.prevalence)
     import importlib.util
 
     if importlib.util.find_spec("matplotlib") is None:
