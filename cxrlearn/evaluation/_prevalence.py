@@ -71,8 +71,7 @@ def at_prevalence(sensitivity, specificity, prevalence):
         finite = rate[~np.isnan(rate)]
         if np.any((finite < 0) | (finite > 1)):
             raise ValueError(f"{name} must be in [0, 1]; got {rate.ravel().tolist()}")
-    if np.any(~((p > 0) & (p < 1))):
-        raise ValueError(f"prevalence must be in (0, 1); got {p.ravel().tolist()}")
+    _check_prevalences(p, "prevalence")
     true_pos, false_pos = s * p, (1 - c) * (1 - p)
     true_neg, false_neg = c * (1 - p), (1 - s) * p
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -82,6 +81,14 @@ def at_prevalence(sensitivity, specificity, prevalence):
     if np.ndim(figures["accuracy"]) == 0:
         return {k: float(v) for k, v in figures.items()}
     return figures
+
+
+def _check_prevalences(values, name):
+    """``values`` as a float array; ValueError naming ``name`` unless all are in (0, 1)."""
+    values = np.asarray(values, dtype=float)
+    if np.any(~((values > 0) & (values < 1))):
+        raise ValueError(f"{name} must be in (0, 1); got {values.ravel().tolist()}")
+    return values
 
 
 def bootstrap_at_prevalence(result, prevalences):

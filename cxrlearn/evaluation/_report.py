@@ -31,7 +31,7 @@ from ._intervals import (
 )
 from ._leakage import trained_on
 from ._operating_point import operating_point
-from ._prevalence import bootstrap_at_prevalence
+from ._prevalence import _check_prevalences, bootstrap_at_prevalence
 
 __all__ = ["evaluation_report"]
 
@@ -729,9 +729,7 @@ def evaluation_report(
     unknown = sorted({_plain(v) for v in np.unique(labels)} - set(classes), key=str)
     if unknown:
         raise ValueError(f"labels {unknown} are not classes of the model ({classes}).")
-    prevalences = np.asarray(prevalences, dtype=float).ravel()
-    if np.any(~((prevalences > 0) & (prevalences < 1))):  # before the images are scored
-        raise ValueError(f"prevalences must be in (0, 1); got {prevalences.tolist()}")
+    prevalences = _check_prevalences(prevalences, "prevalences").ravel()  # before scoring
     if figures:
         _require_matplotlib()
 
