@@ -192,6 +192,22 @@ def make_classifier(args):
     )
 
 
+def train_and_val(npz, args):
+    """PneumoniaMNIST train + val, prepared as the network sees them, and their labels."""
+    from cxrlearn.datasets import load_medmnist
+
+    X, y = load_medmnist(npz, "train")
+    Xv, yv = load_medmnist(npz, "val")
+    return prepare(np.concatenate([X, Xv]), args.intensity, args.image_size), np.r_[y, yv]
+
+
+def format_figures(boot):
+    """ROC-AUC, accuracy, sensitivity and specificity of a bootstrap, with intervals."""
+    i = boot.intervals
+    return "; ".join(f"{m} {i[m].estimate:.4f} ({i[m].low:.4f}-{i[m].high:.4f})"
+                     for m in ("roc_auc", "accuracy", "sensitivity", "specificity") if m in i)
+
+
 def youden_threshold(y, p):
     """The threshold of the best balanced accuracy (sensitivity + specificity)."""
     from sklearn.metrics import roc_curve
@@ -229,16 +245,12 @@ def on_val(npz, args):
 def grouped_cv(npz, args):
     from sklearn.model_selection import StratifiedGroupKFold
 
-    from cxrlearn.datasets import load_medmnist
     from cxrlearn.evaluation import bootstrap_metrics
 
     groups_file = REPO / "benchmarks" / "results" / "pneumoniamnist-patients.npz"
     if not groups_file.is_file():
         raise SystemExit(f"{groups_file} is missing: run benchmarks/pneumoniamnist_patients.py")
-    X, y = load_medmnist(npz, "train")
-    Xv, yv = load_medmnist(npz, "val")
-    X, y = np.concatenate([X, Xv]), np.concatenate([y, yv])
-    X = prepare(X, args.intensity, args.image_size)
+    X, y = train_and_val(npz, args)
     with np.load(groups_file) as g:
         patient = g["patient"]
         if not np.array_equal(g["label"], y):
@@ -280,11 +292,7 @@ def grouped_cv(npz, args):
                         f"({min(thresholds):.3f}-{max(thresholds):.3f})", cross_fitted)):
         boot = bootstrap_metrics(yk, pk, y_pred=pred, pos_label=1, groups=gk,
                                  n_resamples=2000, random_state=0)
-        i = boot.intervals
-        figures = "; ".join(
-            f"{m} {i[m].estimate:.4f} ({i[m].low:.4f}-{i[m].high:.4f})"
-            for m in ("roc_auc", "accuracy", "sensitivity", "specificity") if m in i)
-        print(f"at {name}: {figures}; accuracy at the test class mix "
+        print(f"at {name}: {format_figures(boot)}; accuracy at the test class mix "
               f"{shifted_accuracy(yk, pred, TEST_NORMAL_FRACTION):.4f}")
     if args.compare:
         compare(args.compare, yk, pk, decisions, gk)
@@ -298,12 +306,9 @@ def grouped_cv(npz, args):
 
 def final_fit(npz, args):
     """Train the recipe on train + val; save it and its settings; return both."""
-    from cxrlearn.datasets import load_medmnist
     from cxrlearn.io import save_model
 
-    X, y = load_medmnist(npz, "train")
-    Xv, yv = load_medmnist(npz, "val")
-    X, y = prepare(np.concatenate([X, Xv]), args.intensity, args.image_size), np.r_[y, yv]
+    X, y = train_and_val(npz, args)
     clf = make_classifier(args)
     t0 = time.perf_counter()
     clf.fit(X, y)
@@ -359,10 +364,7 @@ def score_test(clf, settings, test_npz):
     pred = clf.predict(X)
     boot = bootstrap_metrics(y, proba, y_pred=pred, pos_label=1, n_resamples=2000,
                              random_state=0)
-    i = boot.intervals
-    figures = "; ".join(
-        f"{m} {i[m].estimate:.4f} ({i[m].low:.4f}-{i[m].high:.4f})"
-        for m in ("roc_auc", "accuracy", "sensitivity", "specificity"))
+    figures = format_figures(boot)
     print(f"test split of {Path(test_npz).name}: {len(y)} images "
           f"({int(np.sum(y == 0))} normal), {settings['image_size']} px, intensity "
           f"{settings['intensity']}, {int(seen.sum())} of them trained on; at the model's own "
