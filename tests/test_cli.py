@@ -120,6 +120,52 @@ def test_dense_units_option_rejects(value, capsys):
     assert "--dense-units" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("value, expected", [
+    (None, (32, 64, 64, 128, 128)), ("32,64,128", (32, 64, 128)), ("8", (8,)),
+])
+def test_conv_filters_option(value, expected):
+    import argparse
+
+    from cxrlearn.cli._common import add_model_arguments, make_pipeline
+
+    parser = add_model_arguments(argparse.ArgumentParser())
+    args = parser.parse_args([] if value is None else ["--conv-filters", value])
+    assert make_pipeline(args).named_steps["cnn"].conv_filters == expected
+
+
+@pytest.mark.parametrize("value", ["abc", "32,0", "32,", "none"])
+def test_conv_filters_option_rejects(value, capsys):
+    import argparse
+
+    from cxrlearn.cli._common import add_model_arguments
+
+    parser = add_model_arguments(argparse.ArgumentParser())
+    with pytest.raises(SystemExit) as exc:
+        parser.parse_args(["--conv-filters", value])
+    assert exc.value.code == 2
+    assert "--conv-filters" in capsys.readouterr().err
+
+
+def test_train_refuses_an_image_too_small_for_the_blocks_before_decoding(folder, tmp_path,
+                                                                         capsys, monkeypatch):
+    import cxrlearn.cli._train as train_module
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("fit must not start")
+
+    monkeypatch.setattr(train_module, "fit_pipeline", no_fit)
+    out = tmp_path / "m.skops"
+    assert main(["train", str(folder), "--out", str(out), "--image-size", "28", *FAST]) == 1
+    err = capsys.readouterr().err
+    assert "--image-size 28 is too small for 5 convolution blocks" in err
+    assert "at least 172 px" in err
+    assert not out.exists()
+    # three blocks take 28 px: the same command gets as far as fitting
+    with pytest.raises(AssertionError, match="fit must not start"):
+        main(["train", str(folder), "--out", str(out), "--image-size", "28",
+              "--conv-filters", "8,16,16", *FAST])
+
+
 @pytest.mark.parametrize("argv, expected", [
     ([], (True, "balanced")),
     (["--balanced-batches"], (True, "balanced")),

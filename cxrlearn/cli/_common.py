@@ -14,6 +14,7 @@ __all__ = [
     "add_model_file_argument",
     "add_progress_argument",
     "atomic_write_text",
+    "check_image_size",
     "check_out",
     "find_splits",
     "load_folder",
@@ -34,7 +35,8 @@ DEFAULT_IMAGE_SIZE = 176
 #: import the estimator; tests/test_cli.py checks that they agree).
 CNN_DEFAULTS = {"epochs": 10, "batch_size": 32, "learning_rate": 1e-3,
                 "lr_schedule": "cosine", "activation": "relu", "dropout": 0.5,
-                "dense_units": (256,), "balanced_batches": True, "precision": "auto"}
+                "conv_filters": (32, 64, 64, 128, 128), "dense_units": (256,),
+                "balanced_batches": True, "precision": "auto"}
 
 
 class CLIError(Exception):
@@ -171,6 +173,11 @@ def add_model_arguments(parser, *, epochs=None, networks=1, label_smoothing=0.0)
                        help=f"e.g. relu or swish (default: {d['activation']})")
     group.add_argument("--dropout", type=float, default=None,
                        help=f"(default: {d['dropout']})")
+    group.add_argument("--conv-filters", type=parse_conv_filters, default=None, metavar="N,N,...",
+                       help="filters of each convolution block, e.g. 32,64,128 for three "
+                       "blocks (default: the study's "
+                       f"{','.join(map(str, d['conv_filters']))}; the image must be at "
+                       "least as large as the blocks need)")
     group.add_argument("--dense-units", type=parse_dense_units, default=None, metavar="N[,N]",
                        help="hidden dense layers, e.g. 256 or 256,8 (default: "
                        f"{','.join(map(str, d['dense_units']))})")
@@ -192,6 +199,26 @@ def add_model_arguments(parser, *, epochs=None, networks=1, label_smoothing=0.0)
                        help="decoding threads (default: %(default)s)")
     group.add_argument("--random-state", type=int, default=0)
     return parser
+
+
+def parse_conv_filters(text):
+    """Parse ``--conv-filters``: one or more comma-separated positive ints.
+
+    Examples
+    --------
+    >>> from cxrlearn.cli._common import parse_conv_filters
+    >>> parse_conv_filters("32,64,128")
+    (32, 64, 128)
+    """
+    try:
+        filters = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers such as 32,64,128, got {text!r}"
+        ) from None
+    if any(f < 1 for f in filters):
+        raise argparse.ArgumentTypeError(f"filters must be positive, got {text!r}")
+    return filters
 
 
 def parse_dense_units(text):
@@ -262,6 +289,7 @@ def make_pipeline(args, *, n_classes=2):
         "batch_size": args.batch_size,
         "activation": args.activation,
         "dropout": args.dropout,
+        "conv_filters": args.conv_filters,
         "dense_units": args.dense_units,
         "learning_rate": args.learning_rate,
         "lr_schedule": args.lr_schedule,
@@ -286,6 +314,19 @@ def make_pipeline(args, *, n_classes=2):
         aug = None if args.augmentation.lower() == "none" else args.augmentation
         cnn.set_params(augmentation=aug)
     return Pipeline([("loader", loader), ("cnn", cnn)])
+
+
+def check_image_size(image_size, conv_filters):
+    """Refuse, before any image is decoded, a size the convolution blocks cannot take."""
+    from ..networks import minimum_input_size
+
+    need = minimum_input_size(conv_filters)
+    if image_size < need:
+        raise CLIError(
+            f"--image-size {image_size} is too small for {len(conv_filters)} convolution "
+            f"blocks ({','.join(map(str, conv_filters))}): they need at least {need} px; "
+            "give a larger --image-size or fewer --conv-filters"
+        )
 
 
 def _label_smoothing(args, n_classes):

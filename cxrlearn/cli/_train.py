@@ -15,6 +15,7 @@ from ._common import (
     CLIError,
     add_model_arguments,
     add_progress_argument,
+    check_image_size,
     check_out,
     load_folder,
     make_pipeline,
@@ -144,6 +145,7 @@ def run_train(args):
             status(f"training on train and val together: {len(paths)} images, none held "
                    "out (--no-train-on-val keeps val for a validation report)")
     pipe = make_pipeline(args, n_classes=len(np.unique(labels)))
+    check_image_size(args.image_size, pipe.named_steps["cnn"].conv_filters)
     t0 = time.perf_counter()
     fit_pipeline(pipe, paths, labels, display, source=source)
     status(f"trained in {time.perf_counter() - t0:.1f} s")
