@@ -1,6 +1,7 @@
 """Predict-time levers on finished grouped-CV runs, without training again.
 
-    python benchmarks/recipe_posthoc.py ensemble NAME NAME [...]
+    python benchmarks/recipe_posthoc.py ensemble NAME NAME [...] [--weights W W ...]
+        [--combine probabilities|logits]
     python benchmarks/recipe_posthoc.py tta NAME [--shift 6] [--zoom 0.06]
     python benchmarks/recipe_posthoc.py folds NAME
     python benchmarks/recipe_posthoc.py errors NAME NAME [...] [--data DIR]
@@ -12,7 +13,10 @@ folds, so every comparison is paired image by image):
     Averages the held-out probabilities of several finished runs (e.g. the
     same recipe with seeds 0 and 1: a seed ensemble, what averaging the
     members' ``predict_proba`` gives) and scores the average at 0.5, against
-    the first run (paired bootstrap over patients).
+    the first run (paired bootstrap over patients). ``--weights`` weights
+    the runs (e.g. ``3 1 1 1``: one recipe's run and three seeds of another,
+    each recipe half the average); ``--combine logits`` averages log-odds,
+    as :func:`cxrlearn.networks.average_networks` does inside one network.
 ``tta``
     Test-time augmentation: loads each fold's saved pipeline
     (``fold{k}.skops``), decodes its held-out images once, and averages the
@@ -87,15 +91,37 @@ def _short(figures):
             if k in ("roc_auc", "accuracy", "sensitivity", "specificity", "roc_auc_delong")}
 
 
-def ensemble(names):
+def ensemble(names, weights=None, combine="probabilities"):
+    """The runs' held-out predictions averaged, scored against the first run.
+
+    ``weights`` (one per run, default equal) weight the average; ``combine``
+    averages the probabilities or the log-odds (what
+    :func:`cxrlearn.networks.average_networks` does inside one network).
+    """
     runs = _load_runs(names)
     labels, groups = runs[0]["labels"], runs[0]["groups"]
-    proba = np.mean([r["proba"] for r in runs], axis=0)
+    if weights is None:
+        weights = [1.0] * len(runs)
+    if len(weights) != len(runs) or min(weights) < 0 or sum(weights) <= 0:
+        raise SystemExit(f"--weights needs one non-negative weight per run ({len(runs)}), "
+                         f"not all zero; got {list(weights)}")
+    weights = np.asarray(weights, dtype=float) / np.sum(weights)
+    stacked = np.array([r["proba"] for r in runs], dtype=float)
+    if combine == "logits":
+        clipped = np.clip(stacked, 1e-7, 1 - 1e-7)
+        proba = 1 / (1 + np.exp(-weights @ np.log(clipped / (1 - clipped))))
+    elif combine == "probabilities":
+        proba = weights @ stacked
+    else:
+        raise SystemExit(f"combine must be 'probabilities' or 'logits', got {combine!r}")
     pred = np.where(proba >= 0.5, POS, "NORMAL")
     first_pred = runs[0]["pred"] == POS
     return {
         "ensemble": names,
+        "weights": [round(float(w), 4) for w in weights],
+        "combine": combine,
         "figures": _short(card_figures(labels, proba, pred, groups)),
+        "errors": int(np.sum(pred != labels)),
         "members": {n: _short(card_figures(labels, r["proba"], r["pred"], groups))
                     for n, r in zip(names, runs)},
         "difference_to_first": _paired(labels, groups, proba, pred == POS,
@@ -214,6 +240,10 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="what", required=True)
     e = sub.add_parser("ensemble")
     e.add_argument("names", nargs="+")
+    e.add_argument("--weights", type=float, nargs="+", default=None,
+                   help="one per run (default: equal), e.g. 3 1 1 1 for a run of one "
+                   "recipe and three seeds of another, each recipe half the average")
+    e.add_argument("--combine", choices=["probabilities", "logits"], default="probabilities")
     t = sub.add_parser("tta")
     t.add_argument("name")
     t.add_argument("--shift", type=int, default=6, help="pixels, each of 4 directions")
@@ -226,7 +256,7 @@ def main(argv=None):
     r.add_argument("--data", default=str(DEFAULT_DATA))
     args = parser.parse_args(argv)
     if args.what == "ensemble":
-        out = ensemble(args.names)
+        out = ensemble(args.names, args.weights, args.combine)
     elif args.what == "errors":
         out = errors(args.names, args.data)
     elif args.what == "tta":

@@ -92,3 +92,37 @@ def test_errors_refuses_runs_of_other_images(tmp_path, data_dir, monkeypatch):
         posthoc.errors(["c"], str(data_dir))
     with pytest.raises(SystemExit, match="same images"):
         posthoc.ensemble(["a", "c"])
+
+
+def test_ensemble_weights_and_combines_the_runs(tmp_path, data_dir, monkeypatch):
+    _, labels, groups = posthoc.load_all(data_dir)
+    labels = np.asarray(labels, dtype=str)
+    y = labels == "PNEUMONIA"
+    work = tmp_path / "work"
+    monkeypatch.setattr(posthoc, "WORK", work)
+    # "a" misreads film i (0.3 for a pneumonia film), "b" reads it right (0.8):
+    # the average decides by the weights
+    i = int(np.flatnonzero(y)[0])
+    a, b = np.where(y, 0.9, 0.1), np.where(y, 0.9, 0.1)
+    a[i], b[i] = 0.3, 0.8
+    _save_run(work, "a", labels, groups, a)
+    _save_run(work, "b", labels, groups, b)
+
+    equal = posthoc.ensemble(["a", "b"])
+    assert equal["weights"] == [0.5, 0.5] and equal["errors"] == 0  # (0.3 + 0.8) / 2 = 0.55
+    heavy = posthoc.ensemble(["a", "b"], weights=[3, 1])
+    assert heavy["weights"] == [0.75, 0.25] and heavy["errors"] == 1  # 0.425
+    # three runs read film i at 0.7, 0.7 and 0.15: the probabilities average to
+    # 0.517 (right), the log-odds to (0.847 + 0.847 - 1.735) / 3 < 0 (wrong)
+    for name, value in (("c", 0.7), ("d", 0.7), ("e", 0.15)):
+        run = np.where(y, 0.9, 0.1)
+        run[i] = value
+        _save_run(work, name, labels, groups, run)
+    assert posthoc.ensemble(["c", "d", "e"])["errors"] == 0
+    out = posthoc.ensemble(["c", "d", "e"], combine="logits")
+    assert out["combine"] == "logits" and out["errors"] == 1
+    with pytest.raises(SystemExit, match="one non-negative weight per run"):
+        posthoc.ensemble(["a", "b"], weights=[1])
+    with pytest.raises(SystemExit, match="one non-negative weight per run"):
+        posthoc.ensemble(["a", "b"], weights=[1, -1])
+    json.dumps(out)
