@@ -92,58 +92,39 @@ def test_train_saves_pipeline_and_reports_val(trained, capsys, folder):
         (176, 176), "grayscale", "equalize")
 
 
-@pytest.mark.parametrize("value, expected", [
-    (None, (256,)), ("256", (256,)), ("256,8", (256, 8)), ("none", ()),
+@pytest.mark.parametrize("option, value, expected", [
+    ("--dense-units", None, (256,)), ("--dense-units", "256", (256,)),
+    ("--dense-units", "256,8", (256, 8)), ("--dense-units", "none", ()),
+    ("--conv-filters", None, (32, 64, 64, 128, 128)),
+    ("--conv-filters", "32,64,128", (32, 64, 128)), ("--conv-filters", "8", (8,)),
 ])
-def test_dense_units_option(value, expected):
+def test_layer_size_options(option, value, expected):
     import argparse
 
     from cxrlearn.cli._common import add_model_arguments, make_pipeline
 
     parser = add_model_arguments(argparse.ArgumentParser())
-    args = parser.parse_args([] if value is None else ["--dense-units", value])
+    args = parser.parse_args([] if value is None else [option, value])
     cnn = make_pipeline(args).named_steps["cnn"]
-    assert cnn.dense_units == expected
+    assert getattr(cnn, option[2:].replace("-", "_")) == expected
     assert cnn.epochs == 10  # the recipe's default when --epochs is not given
 
 
-@pytest.mark.parametrize("value", ["abc", "256,0", "256,"])
-def test_dense_units_option_rejects(value, capsys):
-    import argparse
-
-    from cxrlearn.cli._common import add_model_arguments
-
-    parser = add_model_arguments(argparse.ArgumentParser())
-    with pytest.raises(SystemExit) as exc:
-        parser.parse_args(["--dense-units", value])
-    assert exc.value.code == 2
-    assert "--dense-units" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("value, expected", [
-    (None, (32, 64, 64, 128, 128)), ("32,64,128", (32, 64, 128)), ("8", (8,)),
+@pytest.mark.parametrize("option, value", [
+    ("--dense-units", "abc"), ("--dense-units", "256,0"), ("--dense-units", "256,"),
+    ("--conv-filters", "abc"), ("--conv-filters", "32,0"), ("--conv-filters", "32,"),
+    ("--conv-filters", "none"),
 ])
-def test_conv_filters_option(value, expected):
-    import argparse
-
-    from cxrlearn.cli._common import add_model_arguments, make_pipeline
-
-    parser = add_model_arguments(argparse.ArgumentParser())
-    args = parser.parse_args([] if value is None else ["--conv-filters", value])
-    assert make_pipeline(args).named_steps["cnn"].conv_filters == expected
-
-
-@pytest.mark.parametrize("value", ["abc", "32,0", "32,", "none"])
-def test_conv_filters_option_rejects(value, capsys):
+def test_layer_size_options_reject(option, value, capsys):
     import argparse
 
     from cxrlearn.cli._common import add_model_arguments
 
     parser = add_model_arguments(argparse.ArgumentParser())
     with pytest.raises(SystemExit) as exc:
-        parser.parse_args(["--conv-filters", value])
+        parser.parse_args([option, value])
     assert exc.value.code == 2
-    assert "--conv-filters" in capsys.readouterr().err
+    assert option in capsys.readouterr().err
 
 
 def test_train_refuses_an_image_too_small_for_the_blocks_before_decoding(folder, tmp_path,

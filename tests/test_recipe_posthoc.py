@@ -40,12 +40,18 @@ def _save_run(work, name, labels, groups, proba):
              groups=np.asarray(groups, dtype=str))
 
 
-def test_errors_counts_the_films_every_run_misreads(tmp_path, data_dir, monkeypatch):
+@pytest.fixture
+def films(tmp_path, data_dir, monkeypatch):
+    """``data_dir``'s paths, labels (str), patients and pneumonia mask; runs go to tmp."""
     paths, labels, groups = posthoc.load_all(data_dir)
     labels = np.asarray(labels, dtype=str)
-    y = labels == "PNEUMONIA"
-    work = tmp_path / "work"
-    monkeypatch.setattr(posthoc, "WORK", work)
+    monkeypatch.setattr(posthoc, "WORK", tmp_path / "work")
+    return paths, labels, groups, labels == "PNEUMONIA"
+
+
+def test_errors_counts_the_films_every_run_misreads(data_dir, films):
+    paths, labels, groups, y = films
+    work = posthoc.WORK
     base = np.where(y, 0.9, 0.1)
     always = [int(np.flatnonzero(~y)[0]), int(np.flatnonzero(y)[1])]  # one of each class
     sometimes = int(np.flatnonzero(y)[2])
@@ -94,12 +100,9 @@ def test_errors_refuses_runs_of_other_images(tmp_path, data_dir, monkeypatch):
         posthoc.ensemble(["a", "c"])
 
 
-def test_ensemble_weights_and_combines_the_runs(tmp_path, data_dir, monkeypatch):
-    _, labels, groups = posthoc.load_all(data_dir)
-    labels = np.asarray(labels, dtype=str)
-    y = labels == "PNEUMONIA"
-    work = tmp_path / "work"
-    monkeypatch.setattr(posthoc, "WORK", work)
+def test_ensemble_weights_and_combines_the_runs(films):
+    _, labels, groups, y = films
+    work = posthoc.WORK
     # "a" misreads film i (0.3 for a pneumonia film), "b" reads it right (0.8):
     # the average decides by the weights
     i = int(np.flatnonzero(y)[0])

@@ -205,6 +205,19 @@ def add_model_arguments(parser, *, epochs=None, networks=1, label_smoothing=0.0)
     return parser
 
 
+def _positive_ints(text, *, example, what):
+    """Comma-separated positive integers, e.g. ``"256,8"`` -> ``(256, 8)``."""
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers such as {example}, got {text!r}"
+        ) from None
+    if any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"{what} must be positive, got {text!r}")
+    return values
+
+
 def parse_conv_filters(text):
     """Parse ``--conv-filters``: one or more comma-separated positive ints.
 
@@ -214,30 +227,14 @@ def parse_conv_filters(text):
     >>> parse_conv_filters("32,64,128")
     (32, 64, 128)
     """
-    try:
-        filters = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers such as 32,64,128, got {text!r}"
-        ) from None
-    if any(f < 1 for f in filters):
-        raise argparse.ArgumentTypeError(f"filters must be positive, got {text!r}")
-    return filters
+    return _positive_ints(text, example="32,64,128", what="filters")
 
 
 def parse_dense_units(text):
     """Parse ``--dense-units``: comma-separated positive ints, or ``none``."""
     if text.strip().lower() == "none":
         return ()
-    try:
-        units = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers such as 256 or 256,8, got {text!r}"
-        ) from None
-    if any(u < 1 for u in units):
-        raise argparse.ArgumentTypeError(f"dense units must be positive, got {text!r}")
-    return units
+    return _positive_ints(text, example="256 or 256,8", what="dense units")
 
 
 def parse_class_weight(text):
