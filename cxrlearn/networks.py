@@ -13,8 +13,10 @@ from .utils import import_keras
 
 __all__ = [
     "AUGMENTATION_PRESETS",
+    "add_companion",
     "average_networks",
     "build_pneumonia_cnn",
+    "companion_network",
     "default_conv_strides",
     "member_networks",
     "minimum_input_size",
@@ -120,6 +122,21 @@ def minimum_input_size(conv_filters=(32, 64, 64, 128, 128), conv_strides=None):
         if out >= 1:
             return size
         size += 1
+
+
+def _check_resize(resize, input_shape):
+    """``resize`` as ``(height, width)``, or None; only for images."""
+    if resize is None:
+        return None
+    if isinstance(resize, numbers.Integral):
+        resize = (resize, resize)
+    resize = tuple(resize)
+    if len(resize) != 2 or not all(isinstance(s, numbers.Integral) and s >= 1 for s in resize):
+        raise ValueError(f"resize must be a positive int or (height, width), got {resize!r}.")
+    if len(input_shape) != 3:
+        raise ValueError(f"resize needs image inputs (height, width, channels), got "
+                         f"input_shape={input_shape}.")
+    return tuple(int(s) for s in resize)
 
 
 def _check_strides(conv_filters, conv_strides):
@@ -275,12 +292,14 @@ def build_pneumonia_cnn(
     batch_norm=False,
     augmentation=None,
     center_inputs=True,
+    resize=None,
     dtype=None,
     seed=None,
 ):
     """Build the study's pneumonia CNN as an uncompiled Keras model.
 
-    Architecture: optional augmentation layers (active only in training), a
+    Architecture: an optional antialiased shrink of the images (``resize``),
+    optional augmentation layers (active only in training), a
     rescaling of the [0, 1] inputs to [-1, 1],
     then one block per entry of ``conv_filters`` -- a ``"same"`` convolution
     (stride 1 for the first two blocks, 2 afterwards) with ``activation``,
@@ -329,6 +348,15 @@ def build_pneumonia_cnn(
         parameters). On Kermany-224 this took the validation ROC-AUC after
         three epochs on 800 images from 0.917 to 0.981; ``False`` feeds the
         inputs unchanged, as the study did.
+    resize : int, tuple of (int, int) or None, default=None
+        ``(height, width)`` (or one side for both) to which the network
+        resizes its input images first, with an antialiased bilinear
+        :class:`keras.layers.Resizing` layer (no parameters): the network
+        then sees, and its convolution blocks are sized for, the smaller
+        images, while it takes the pipeline's images as they are. This is
+        how a 28 px network joins 176 px ones in one model
+        (:class:`cxrlearn.PneumoniaCNN` ``companion``). ``None`` keeps the
+        input size.
     seed : int or None, default=None
         Seed for weight initialisation, dropout and augmentation; an int
         makes the network reproducible.
@@ -365,6 +393,12 @@ def build_pneumonia_cnn(
     Traceback (most recent call last):
     ...
     ValueError: Input images of 64x64 pixels are too small for 5 convolution blocks ...
+
+    A 28 px network that takes 176 px images:
+
+    >>> small = build_pneumonia_cnn((176, 176, 1), conv_filters=(32, 64, 128), resize=28)
+    >>> small.input_shape, small.get_layer("resize").output.shape
+    ((None, 176, 176, 1), (None, 28, 28, 1))
     """
     keras = import_keras()
     layers = keras.layers
@@ -387,15 +421,18 @@ def build_pneumonia_cnn(
             f"input_shape must be (height, width, channels) or (n_features,), "
             f"got {input_shape}."
         )
+    resize = _check_resize(resize, input_shape)
     if conv_filters:
         min_size = minimum_input_size(conv_filters, strides)
-        height, width = input_shape[:2]
+        height, width = resize or input_shape[:2]
         if min(height, width) < min_size:
             raise ValueError(
                 f"Input images of {height}x{width} pixels are too small for "
                 f"{len(conv_filters)} convolution blocks with strides {strides}: "
-                f"the minimum size is {min_size}x{min_size}. Resize the images "
-                f"(ImageLoader(image_size=...)) or use fewer conv_filters."
+                f"the minimum size is {min_size}x{min_size}. "
+                + ("Give a larger resize" if resize else
+                   "Resize the images (ImageLoader(image_size=...))")
+                + " or use fewer conv_filters."
             )
     base_seed = 0 if seed is None else int(seed)
 
@@ -406,6 +443,10 @@ def build_pneumonia_cnn(
 
     inputs = keras.Input(shape=input_shape, name="image")
     x = inputs
+    if resize:
+        # in float32 whatever ``dtype`` says: the averaging keeps the inputs' precision
+        x = layers.Resizing(*resize, interpolation="bilinear", antialias=True,
+                            name="resize", dtype="float32")(x)
     if augmentation:
         # in the [0, 1] input space: constant fill is black, contrast and
         # brightness ranges are those of the loader's output
@@ -515,6 +556,107 @@ def average_networks(networks):
     return keras.Model(inputs, outputs, name="pneumonia_cnn_ensemble")
 
 
+def add_companion(model, companion, weight=0.5):
+    """One network whose logits average those of ``model`` and of ``companion``.
+
+    Two recipes as one :class:`keras.Model`, e.g. 176 px networks and a
+    28 px network that shrinks the same images itself
+    (:func:`build_pneumonia_cnn` ``resize``): their log-odds are averaged,
+    ``(1 - weight) * model + weight * companion``. The networks of
+    ``model`` are nested as ``"network0"``, ``"network1"``, ... (so
+    :func:`member_networks` and Grad-CAM find them, as in an
+    :func:`average_networks` ensemble) and ``companion`` as one model named
+    ``"companion"``; the result again has a ``"logits"`` layer, so
+    prediction and saving work unchanged. Only built-in layers are used.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A network from :func:`build_pneumonia_cnn` or an ensemble from
+        :func:`average_networks`.
+    companion : keras.Model
+        Another such network or ensemble, with the same input shape and
+        number of classes (its own architecture and input ``resize``).
+    weight : float, default=0.5
+        The companion's share of the averaged log-odds, in (0, 1).
+
+    Returns
+    -------
+    model : keras.Model
+        Uncompiled; named ``"pneumonia_cnn_with_companion"``. The layers
+        are shared with ``model`` and ``companion``, not copied.
+
+    Examples
+    --------
+    >>> from cxrlearn.networks import add_companion, build_pneumonia_cnn, member_networks
+    >>> big = build_pneumonia_cnn((32, 32, 1), conv_filters=(4, 8), dense_units=(8,), seed=0)
+    >>> small = build_pneumonia_cnn((32, 32, 1), conv_filters=(4,), dense_units=(8,),
+    ...                             resize=8, seed=1)
+    >>> both = add_companion(big, small)
+    >>> [layer.name for layer in both.layers]  # doctest: +NORMALIZE_WHITESPACE
+    ['image', 'network0', 'companion', 'network_share', 'companion_share', 'logits',
+     'probabilities']
+    >>> [m.name for m in member_networks(both)], companion_network(both).name
+    (['network0'], 'companion')
+    """
+    keras = import_keras()
+    layers = keras.layers
+    if not 0 < weight < 1:
+        raise ValueError(f"weight must be in (0, 1), got {weight!r}.")
+    shapes = [tuple(net.inputs[0].shape[1:]) for net in (model, companion)]
+    outs = [int(net.get_layer("logits").output.shape[-1]) for net in (model, companion)]
+    if shapes[0] != shapes[1] or outs[0] != outs[1]:
+        raise ValueError(
+            f"the networks differ in input shape {shapes} or number of logits {outs}; "
+            "a companion needs them equal."
+        )
+    if companion_network(model) is not None or companion_network(companion) is not None:
+        raise ValueError("a network with a companion cannot take or be another companion.")
+    inputs = keras.Input(shape=shapes[0], name="image")
+    members = member_networks(model)
+    if members == [model]:
+        members = [keras.Model(model.inputs, model.get_layer("logits").output, name="network0")]
+    logits = [member(inputs) for member in members]
+    own = logits[0] if len(logits) == 1 else layers.Average(
+        name="network_logits", dtype="float32")(logits)
+    other = keras.Model(companion.inputs, companion.get_layer("logits").output,
+                        name="companion")(inputs)
+    mean = layers.Add(name="logits", dtype="float32")([
+        layers.Rescaling(1.0 - weight, name="network_share", dtype="float32")(own),
+        layers.Rescaling(weight, name="companion_share", dtype="float32")(other),
+    ])
+    outputs = layers.Activation(
+        "sigmoid" if outs[0] == 1 else "softmax", name="probabilities", dtype="float32"
+    )(mean)
+    return keras.Model(inputs, outputs, name="pneumonia_cnn_with_companion")
+
+
+def companion_network(model):
+    """The ``"companion"`` of an :func:`add_companion` model, or None.
+
+    Parameters
+    ----------
+    model : keras.Model
+        Any network of this module.
+
+    Returns
+    -------
+    companion : keras.Model or None
+        The nested model from the image to the companion's logits, or
+        None when ``model`` has no companion.
+
+    Examples
+    --------
+    >>> from cxrlearn.networks import build_pneumonia_cnn, companion_network
+    >>> companion_network(build_pneumonia_cnn((16, 16, 1), conv_filters=(4,))) is None
+    True
+    """
+    for layer in model.layers:
+        if layer.name == "companion" and hasattr(layer, "layers"):
+            return layer
+    return None
+
+
 def member_networks(model):
     """The members of an :func:`average_networks` model, or ``[model]``.
 
@@ -533,4 +675,5 @@ def member_networks(model):
     """
     members = [layer for layer in model.layers if layer.name.startswith("network")
                and hasattr(layer, "layers")]
+    # (the companion of an :func:`add_companion` model is not one of them)
     return members or [model]
