@@ -46,12 +46,14 @@ def test_loaded_model_is_a_fitted_path_pipeline(model):
     assert list(model.named_steps) == ["loader", "cnn"]
     assert model.named_steps["loader"].memory is None
     assert getattr(model.named_steps["cnn"].model_, "optimizer", None) is None
-    # the default recipe of cxrlearn train: a seed ensemble of two networks
-    from cxrlearn.cli._train import TRAIN_NETWORKS
-    from cxrlearn.networks import member_networks
+    # the default recipe of cxrlearn train when it was trained: a seed ensemble of
+    # two 176 px networks, no companion (the card says so; docs/pretrained.rst)
+    from cxrlearn.networks import companion_network, member_networks
 
     cnn = model.named_steps["cnn"]
-    assert cnn.n_networks == TRAIN_NETWORKS == len(member_networks(cnn.model_)) == 2
+    assert cnn.n_networks == len(member_networks(cnn.model_)) == 2
+    assert cnn.companion is None and companion_network(cnn.model_) is None
+    assert "n_networks=2" in pretrained.model_card()["recipe"]
     # digests of its 4,307 training images: 23 groups of pixel-identical files
     # (48 files, each group one patient's) count once
     fingerprints = cnn.training_fingerprints_

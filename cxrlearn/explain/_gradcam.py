@@ -97,15 +97,19 @@ def _cam_model(cnn, layer):
     """A Keras view of the network: (feature maps of ``layer``, logits).
 
     For an ensemble (``n_networks > 1``) the view outputs the maps of
-    ``layer`` in every member, then the ensemble's (averaged) logits.
+    ``layer`` in every member, then the ensemble's (averaged) logits. With a
+    companion (``PneumoniaCNN(companion=...)``) the maps are those of the
+    estimator's own networks and the logits the model's, the companion's
+    share included.
     """
-    from ..networks import member_networks
+    from ..networks import companion_network, member_networks
     from ..utils import import_keras
 
     keras = import_keras()
     net = cnn.model_
     members = member_networks(net)
-    if len(members) == 1:
+    companion = companion_network(net)
+    if len(members) == 1 and companion is None:
         return keras.Model(net.inputs, [_target_layer(keras, net, layer).output,
                                         net.get_layer("logits").output])
     inputs = keras.Input(shape=net.inputs[0].shape[1:], name="image")
@@ -116,7 +120,12 @@ def _cam_model(cnn, layer):
         m, z = view(inputs)
         maps.append(m)
         logits.append(z)
-    mean = keras.layers.Average(dtype="float32")(logits)
+    mean = logits[0] if len(logits) == 1 else keras.layers.Average(dtype="float32")(logits)
+    if companion is not None:  # the model's own weighting of the two recipes
+        mean = keras.layers.Add(dtype="float32")([
+            net.get_layer("network_share")(mean),
+            net.get_layer("companion_share")(companion(inputs)),
+        ])
     return keras.Model(inputs, [*maps, mean])
 
 
@@ -292,7 +301,10 @@ def grad_cam(model, X, *, target=None, layer=None, batch_size=32):
         For a seed ensemble (``PneumoniaCNN(n_networks=2)`` ...) the layer of
         that name in every network is weighted by the gradient of the
         ensemble's averaged logit, and the members' maps are summed before
-        the division by the maximum.
+        the division by the maximum. With a companion
+        (``PneumoniaCNN(companion=...)``) the maps are those of the
+        estimator's own networks, weighted by the gradient of the model's
+        logit (the companion's share included).
     batch_size : int, default=32
         Images per forward and backward pass. The maps do not depend on it
         beyond float rounding (TensorFlow's kernels may sum in another
