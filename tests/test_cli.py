@@ -17,7 +17,7 @@ from cxrlearn.datasets import write_synthetic_xray_directory
 from cxrlearn.io import load_model
 from cxrlearn.networks import resolve_precision
 
-FAST = ["--epochs", "1", "--batch-size", "16"]
+FAST = ["--epochs", "1", "--batch-size", "16", "--companion-size", "0"]
 REPO_TESTS = Path(__file__).resolve().parent
 
 

@@ -187,9 +187,11 @@ def refit_on_worker(pipe, X, y, topic):
                 "seconds": time.perf_counter() - self.started, "worker": str(worker.name),
             })
 
-    pipe.set_params(cnn__callbacks=[EpochEvents()])
+    from ._common import set_callbacks
+
+    set_callbacks(pipe[-1], [EpochEvents()])
     try:
         pipe.fit(X, y)
     finally:
-        pipe.set_params(cnn__callbacks=None)
+        set_callbacks(pipe[-1], None)
     return pipe

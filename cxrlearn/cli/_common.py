@@ -21,9 +21,11 @@ __all__ = [
     "load_model",
     "load_model_from_args",
     "make_pipeline",
+    "network_names",
     "operating_point",
     "positive_label",
     "save_pipeline",
+    "set_callbacks",
     "status",
     "suggest_check",
 ]
@@ -125,12 +127,23 @@ def load_folder(root, *, label_mode="folder"):
     return np.asarray(paths, dtype=object), np.asarray(labels)
 
 
-def add_model_arguments(parser, *, epochs=None, networks=1, label_smoothing=0.0):
+#: The recipe of the small networks ``--companion-size`` adds (besides the
+#: size, their number and the precision and label smoothing of the main
+#: networks): the 28 px recipe of docs/recipe.rst ("A 28 px network, alone
+#: and beside the 176 px ones"), chosen by patient-grouped cross-validation.
+COMPANION_RECIPE = {"conv_filters": (32, 64, 128), "dense_units": (256, 8),
+                    "batch_norm": True, "dropout": 0.3, "epochs": 30, "batch_size": 64,
+                    "balanced_batches": False, "class_weight": "balanced"}
+
+
+def add_model_arguments(parser, *, epochs=None, networks=1, label_smoothing=0.0,
+                        companion_size=0):
     """Options that configure the loader and the network.
 
     ``epochs`` is the command's default for ``--epochs`` (None: PneumoniaCNN's),
     ``networks`` its default for ``--networks``, ``label_smoothing`` its
-    default for ``--label-smoothing`` on two classes (three train without).
+    default for ``--label-smoothing`` on two classes (three train without),
+    ``companion_size`` its default for ``--companion-size`` (0: none).
     """
     group = parser.add_argument_group("model")
     d = CNN_DEFAULTS
@@ -146,6 +159,14 @@ def add_model_arguments(parser, *, epochs=None, networks=1, label_smoothing=0.0)
                        help="train N networks from different seeds and average them (a "
                        "seed ensemble: N times the training and prediction time; "
                        "default: %(default)s)")
+    group.add_argument("--companion-size", type=int, default=companion_size, metavar="PX",
+                       help="average the networks with --companion-networks small networks "
+                       "that shrink the same images to PXxPX inside the model (three "
+                       "convolution blocks 32,64,128, dense 256,8, batch normalisation, "
+                       "dropout 0.3, 30 epochs of 64 images, class-weighted; 0: none; "
+                       "default: %(default)s)")
+    group.add_argument("--companion-networks", type=int, default=3, metavar="N",
+                       help="small networks of --companion-size (default: %(default)s)")
     group.add_argument("--label-smoothing", type=float, default=None, metavar="S",
                        help="train towards S/2 and 1-S/2 instead of 0 and 1 (two classes "
                        f"only; default: {label_smoothing:g} for two classes, 0 for three)")
@@ -314,19 +335,86 @@ def make_pipeline(args, *, n_classes=2):
     if args.augmentation is not None:
         aug = None if args.augmentation.lower() == "none" else args.augmentation
         cnn.set_params(augmentation=aug)
+    if args.companion_size:
+        cnn.set_params(companion=_companion(args, cnn))
     return Pipeline([("loader", loader), ("cnn", cnn)])
 
 
-def check_image_size(image_size, conv_filters):
+def _companion(args, cnn):
+    """The small networks of ``--companion-size`` (docs/recipe.rst, "Two scales")."""
+    from .. import PneumoniaCNN
+
+    if args.companion_size < 0:
+        raise CLIError(f"--companion-size must be positive (0: none), got {args.companion_size}")
+    if args.companion_networks < 1:
+        raise CLIError(f"--companion-networks must be at least 1, got "
+                       f"{args.companion_networks}")
+    if args.companion_size > args.image_size:
+        raise CLIError(f"--companion-size {args.companion_size} is larger than --image-size "
+                       f"{args.image_size}: the companion shrinks the images")
+    check_image_size(args.companion_size, COMPANION_RECIPE["conv_filters"],
+                     option="--companion-size")
+    return PneumoniaCNN(
+        resize=args.companion_size, n_networks=args.companion_networks,
+        label_smoothing=cnn.label_smoothing, precision=cnn.precision, n_jobs=cnn.n_jobs,
+        verbose=0, **COMPANION_RECIPE,
+    )
+
+
+def set_callbacks(cnn, callbacks):
+    """Give ``callbacks`` to the network's fit and to its companion's (None: remove).
+
+    Also the fitted companion's (``companion_``, a clone that kept them): a
+    progress callback must not be saved with the model.
+    """
+    cnn.set_params(callbacks=callbacks)
+    for companion in (cnn.companion, getattr(cnn, "companion_", None)):
+        if companion is not None:
+            companion.set_params(callbacks=callbacks)
+    return cnn
+
+
+def network_names(cnn, image_size=None):
+    """What a fit's progress calls each network it trains, in order.
+
+    ``["network 1/2", "network 2/2"]`` for a seed ensemble; with a companion
+    the sizes tell the two recipes apart (``"176 px network 1/1"``, ``"28 px
+    network 1/3"`` ...; ``image_size`` is the main networks' image side, if
+    known). One network alone has no name.
+
+    Examples
+    --------
+    >>> from cxrlearn import PneumoniaCNN
+    >>> from cxrlearn.cli._common import network_names
+    >>> network_names(PneumoniaCNN(n_networks=2))
+    ['network 1/2', 'network 2/2']
+    >>> network_names(PneumoniaCNN(companion=PneumoniaCNN(resize=28, n_networks=2)), 176)
+    ['176 px network 1/1', '28 px network 1/2', '28 px network 2/2']
+    """
+    def names(n, prefix=""):
+        return [f"{prefix}network {i + 1}/{n}" for i in range(n)]
+
+    if cnn.companion is None:
+        return names(cnn.n_networks) if cnn.n_networks > 1 else [""]
+    size = cnn.companion.resize
+    small = f"{size if isinstance(size, int) else 'x'.join(map(str, size))} px "
+    main = f"{image_size} px " if image_size else "main "
+    return names(cnn.n_networks, main) + names(cnn.companion.n_networks,
+                                                  small if size else "companion ")
+
+
+def check_image_size(image_size, conv_filters, *, option="--image-size"):
     """Refuse, before any image is decoded, a size the convolution blocks cannot take."""
     from ..networks import minimum_input_size
 
     need = minimum_input_size(conv_filters)
     if image_size < need:
+        remedy = ("give a larger --image-size or fewer --conv-filters"
+                  if option == "--image-size" else f"give a larger {option}")
         raise CLIError(
-            f"--image-size {image_size} is too small for {len(conv_filters)} convolution "
+            f"{option} {image_size} is too small for {len(conv_filters)} convolution "
             f"blocks ({','.join(map(str, conv_filters))}): they need at least {need} px; "
-            "give a larger --image-size or fewer --conv-filters"
+            f"{remedy}"
         )
 
 

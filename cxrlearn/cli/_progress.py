@@ -167,13 +167,19 @@ class _FitCounter:
     """Names each fit of a run: ``training``, or candidate and fold of a search.
 
     Counts Keras fits: an estimator with ``n_networks`` networks (a seed
-    ensemble) makes ``networks`` of them, one per network.
+    ensemble) makes ``networks`` of them, one per network. ``networks`` may
+    also be the list of their names (``_common.network_names``: a companion's
+    networks are told apart by their size).
     """
 
     def __init__(self, n_candidates=None, n_folds=None, networks=1):
         self.n_candidates = n_candidates
         self.n_folds = n_folds
-        self.networks = networks
+        if isinstance(networks, int):
+            networks = ([f"network {i + 1}/{networks}" for i in range(networks)]
+                        if networks > 1 else [""])
+        self.names = list(networks)
+        self.networks = len(self.names)
         self.index = -1
 
     def start(self):
@@ -192,9 +198,7 @@ class _FitCounter:
         return divmod(fit, self.n_folds)
 
     def label(self):
-        network = ""
-        if self.networks > 1:
-            network = f"network {self.index % self.networks + 1}/{self.networks}"
+        network = self.names[self.index % self.networks]
         if not self.in_search:
             return network
         candidate, fold = self.candidate_fold
@@ -289,9 +293,10 @@ def fit_progress(display, *, n_candidates=None, n_folds=None, best=None, network
         fold, then the refit); None for a single training run.
     best : callable or None
         Returns the "best so far" text shown on the bar.
-    networks : int, default=1
-        Networks per fit (``PneumoniaCNN(n_networks=...)``): each is named
-        on its bar or lines.
+    networks : int or list of str, default=1
+        Networks per fit (``PneumoniaCNN(n_networks=...)``), or their names
+        (``_common.network_names``, for a companion's): each is named on its
+        bar or lines.
 
     Returns
     -------

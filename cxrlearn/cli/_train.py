@@ -19,8 +19,10 @@ from ._common import (
     check_out,
     load_folder,
     make_pipeline,
+    network_names,
     precision_status,
     save_pipeline,
+    set_callbacks,
     status,
     suggest_check,
 )
@@ -37,10 +39,13 @@ from ._progress import (
 )
 
 
-#: Networks ``cxrlearn train`` averages unless told (``--networks``): a seed
-#: ensemble of two ranked patients nobody tuned on better than one network,
-#: and a third added nothing measurable (docs/recipe.rst, "Seed ensembles").
-TRAIN_NETWORKS = 2
+#: Networks ``cxrlearn train`` averages unless told (``--networks``), and the
+#: image side of the small networks it adds (``--companion-size``): one
+#: 176 px network with three 28 px ones ranked patients nobody tuned on
+#: better than two 176 px networks (a seed ensemble, which in turn beat
+#: one), in about half the time (docs/recipe.rst, "Two scales in one model").
+TRAIN_NETWORKS = 1
+TRAIN_COMPANION_SIZE = 28
 #: Label smoothing of ``cxrlearn train`` and ``tune`` on two classes unless
 #: told (``--label-smoothing``): in grouped cross-validation 0.1 raised ROC-AUC
 #: and accuracy beyond the noise of the patients, and 0.2 ranked better than
@@ -71,7 +76,8 @@ def add_train_parser(sub):
                         "whole patients at a time, for the validation report (the model "
                         "is trained on the rest)")
     add_model_arguments(parser, networks=TRAIN_NETWORKS,
-                        label_smoothing=TRAIN_LABEL_SMOOTHING)
+                        label_smoothing=TRAIN_LABEL_SMOOTHING,
+                        companion_size=TRAIN_COMPANION_SIZE)
     add_progress_argument(parser)
     parser.set_defaults(run=run_train)
 
@@ -87,15 +93,24 @@ def fit_pipeline(pipe, paths, labels, display, *, source=None):
     with suggest_check(source):
         loader.fit(paths, labels)
         images = decode_images(loader, paths, display)
-    cnn.set_params(callbacks=[fit_progress(display, networks=cnn.n_networks)])  # (imports TF)
+    names = network_names(cnn, _image_side(loader))
+    set_callbacks(cnn, [fit_progress(display, networks=names)])  # (imports TF)
     line = precision_status(cnn.precision)
     if line:
         status(line)
     try:
         cnn.fit(images, labels)
     finally:
-        cnn.set_params(callbacks=None)
+        set_callbacks(cnn, None)
     return pipe
+
+
+def _image_side(loader):
+    """The loader's square image side, or None."""
+    size = loader.image_size
+    if isinstance(size, int):
+        return size
+    return size[0] if size is not None and len(set(size)) == 1 else None
 
 
 def validation_report(pipe, paths, labels, display, *, source=None):
@@ -230,9 +245,10 @@ def run_tune(args):
     if unknown:
         raise CLIError(f"unknown parameters {unknown}; e.g. cnn__activation, cnn__dropout, "
                        "cnn__class_weight, cnn__balanced_batches, loader__image_size")
-    if "cnn__n_networks" in grid:
-        raise CLIError("the ensemble size is not a grid parameter: give --networks N, "
-                       "and compare sizes by tuning each in its own run")
+    if "cnn__n_networks" in grid or "cnn__companion__n_networks" in grid:
+        raise CLIError("the ensemble size is not a grid parameter: give --networks N "
+                       "(--companion-networks N), and compare sizes by tuning each in its "
+                       "own run")
     scoring = "roc_auc" if len(np.unique(labels)) == 2 else "roc_auc_ovr"
     n_candidates = int(np.prod([len(values) for values in grid.values()]))
     status(f"grid search: {n_candidates} candidates x {args.cv} folds = "
@@ -257,7 +273,7 @@ def run_tune(args):
             with suggest_check(source):
                 prime_decode_cache(pipe[0], paths, display)
             callback = fit_progress(display, n_candidates=n_candidates, n_folds=args.cv,
-                                    networks=args.networks)
+                                    networks=network_names(pipe[-1], args.image_size))
             # this machine's precision (a cluster's workers may differ: said only here)
             for precision in dict.fromkeys(grid.get("cnn__precision", [pipe[-1].precision])):
                 line = precision_status(precision)
@@ -265,7 +281,7 @@ def run_tune(args):
                     status(line)
             scorer = ScoreRecorder(get_scorer(scoring), scoring, callback)
             callback.best = scorer.best_text
-            pipe.set_params(cnn__callbacks=[callback])
+            set_callbacks(pipe[-1], [callback])
             search = GridSearchCV(
                 pipe, grid, scoring=scorer, cv=StratifiedGroupKFold(args.cv),
                 refit=True, error_score="raise",
@@ -273,7 +289,7 @@ def run_tune(args):
             t0 = time.perf_counter()
             search.fit(paths, labels, groups=groups)  # error_score="raise": the cause, first
             best = search.best_estimator_
-            best.set_params(cnn__callbacks=None)
+            set_callbacks(best[-1], None)
             if args.cache is None:  # the temporary folder is gone after this block
                 best.set_params(loader__memory=None)
         status(f"searched in {time.perf_counter() - t0:.1f} s")
@@ -347,15 +363,16 @@ def _tune_on_cluster(args, pipe, grid, scoring, paths, labels, groups, display, 
             fits.close()  # the refit's bar
         else:
             callback = fit_progress(display, n_candidates=len(candidates),
-                                    n_folds=len(splits), networks=args.networks)
+                                    n_folds=len(splits),
+                                    networks=network_names(best[-1], args.image_size))
             # the next network fit is the refit's first
-            callback.counter.index = n_fits * args.networks - 1
+            callback.counter.index = n_fits * callback.counter.networks - 1
             callback.best = fits.best_text
-            best.set_params(cnn__callbacks=[callback])
+            set_callbacks(best[-1], [callback])
             try:
                 best.fit(paths, labels)
             finally:
-                best.set_params(cnn__callbacks=None)
+                set_callbacks(best[-1], None)
         status(f"refitted in {time.perf_counter() - t0:.1f} s")
         client.unsubscribe_topic(topic)
     best.set_params(loader__memory=args.cache)  # not the temporary folder, now gone
