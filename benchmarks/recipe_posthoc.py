@@ -5,6 +5,7 @@
     python benchmarks/recipe_posthoc.py tta NAME [--shift 6] [--zoom 0.06]
     python benchmarks/recipe_posthoc.py folds NAME
     python benchmarks/recipe_posthoc.py errors NAME NAME [...] [--data DIR]
+    python benchmarks/recipe_posthoc.py members NAME [--data DIR]
 
 The runs are those of ``benchmarks/recipe_cv.py`` (same patient-grouped
 folds, so every comparison is paired image by image):
@@ -34,6 +35,16 @@ folds, so every comparison is paired image by image):
     ROC-AUC of the averaged runs with and without them, and those films by
     name (read from ``--data`` in the order ``recipe_cv`` loaded them).
 
+``members``
+    Splits a finished run of a seed ensemble (``n_networks > 1``) into its
+    networks: loads each fold's saved pipeline, predicts the held-out images
+    with each member network alone and saves the results as runs of their
+    own, ``NAME.member0``, ``NAME.member1``, ... (the first member is what
+    ``n_networks=1`` trains with the same seed), checking first that the
+    members' averaged log-odds give the run's own probabilities. So a
+    smaller ensemble, or one network beside another recipe, is scored
+    without training again.
+
 Each prints JSON: figures with 95% intervals (bootstrap over patients) and
 the paired differences with p-values.
 """
@@ -49,6 +60,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from recipe_cv import WORK  # noqa: E402
 from train_pretrained import DEFAULT_DATA, card_figures, load_all  # noqa: E402
+
+from cxrlearn.io import load_model  # noqa: E402
 
 POS = "PNEUMONIA"
 
@@ -160,7 +173,6 @@ def _views(X, shift, zoom):
 
 
 def tta(name, data, shift, zoom):
-    from cxrlearn.io import load_model
 
     run = _load_run(name)
     labels, groups = run["labels"], run["groups"]
@@ -186,6 +198,55 @@ def tta(name, data, shift, zoom):
         "plain": _short(card_figures(labels, plain, run["pred"], groups)),
         "difference_to_plain": _paired(labels, groups, aug, pred_aug, plain, run["pred"] == POS),
     }
+
+
+def members(name, data):
+    from cxrlearn.networks import member_networks
+
+    run = _load_run(name)
+    labels, groups = run["labels"], run["groups"]
+    paths, labels_again, _ = load_all(data)
+    assert np.array_equal(labels_again.astype(str), labels)
+    tests = _fold_tests(name)
+    logits, n_members = None, None
+    for k, test in enumerate(tests):
+        pipe = load_model(WORK / name / f"fold{k}.skops")
+        pipe.set_params(loader__memory=str(WORK / "decode-cache"))
+        X = pipe[:-1].transform(paths[test])
+        cnn = pipe[-1]
+        nets = member_networks(cnn.model_)
+        if n_members is None:
+            n_members = len(nets)
+            logits = np.full((n_members, len(labels)), np.nan)
+        if len(nets) != n_members or n_members < 2:
+            raise SystemExit(f"run {name!r}: fold {k} has {len(nets)} networks; "
+                             "members needs the same ensemble of two or more in every fold")
+        for i, net in enumerate(nets):
+            logits[i, test] = _member_logits(net, X, cnn.batch_size)
+        print(f"[{name}] fold {k}: {len(test)} images x {n_members} networks", flush=True)
+    mean = 1 / (1 + np.exp(-logits.mean(axis=0)))
+    assert np.allclose(mean, run["proba"], atol=1e-4), "the members do not average to the run"
+    out = {"run": name, "members": {}}
+    for i in range(n_members):
+        proba = 1 / (1 + np.exp(-logits[i]))
+        pred = np.where(proba >= 0.5, POS, "NORMAL")
+        folder = WORK / f"{name}.member{i}"
+        folder.mkdir(exist_ok=True)
+        for k, test in enumerate(tests):
+            np.savez(folder / f"fold{k}.npz", test=test, proba=proba[test], pred=pred[test])
+        np.savez(folder / "oof.npz", proba=proba, pred=pred, labels=labels, groups=groups)
+        out["members"][folder.name] = _short(card_figures(labels, proba, pred, groups))
+    return out
+
+
+def _member_logits(net, X, batch_size):
+    """The log-odds of one member network (two classes) on images ``X``.
+
+    Members of an ensemble output their logits (``member_networks``).
+    """
+    from cxrlearn import _training
+
+    return _training.predict_logits(net, X, batch_size=batch_size)[:, 0]
 
 
 def folds(name):
@@ -254,11 +315,16 @@ def main(argv=None):
     r = sub.add_parser("errors")
     r.add_argument("names", nargs="+")
     r.add_argument("--data", default=str(DEFAULT_DATA))
+    m = sub.add_parser("members")
+    m.add_argument("name")
+    m.add_argument("--data", default=str(DEFAULT_DATA))
     args = parser.parse_args(argv)
     if args.what == "ensemble":
         out = ensemble(args.names, args.weights, args.combine)
     elif args.what == "errors":
         out = errors(args.names, args.data)
+    elif args.what == "members":
+        out = members(args.name, args.data)
     elif args.what == "tta":
         out = tta(args.name, args.data, args.shift, args.zoom)
     else:
