@@ -1,4 +1,4 @@
-"""benchmarks/recipe_posthoc.py errors: the films every cross-validated run misreads.
+"""benchmarks/recipe_posthoc.py: the films every run misreads, weighted ensembles, members.
 
 docs/recipe.rst quotes its counts (films wrong in every run, in some, in
 none) and the ROC-AUC without the films every run gets wrong, so they are
@@ -34,7 +34,7 @@ def data_dir(tmp_path):
 
 
 def _save_run(work, name, labels, groups, proba):
-    (work / name).mkdir(parents=True)
+    (work / name).mkdir(parents=True, exist_ok=True)
     pred = np.where(proba >= 0.5, "PNEUMONIA", "NORMAL")
     np.savez(work / name / "oof.npz", proba=proba, pred=pred, labels=labels,
              groups=np.asarray(groups, dtype=str))
@@ -129,3 +129,56 @@ def test_ensemble_weights_and_combines_the_runs(films):
     with pytest.raises(SystemExit, match="one non-negative weight per run"):
         posthoc.ensemble(["a", "b"], weights=[1, -1])
     json.dumps(out)
+
+
+def test_members_splits_an_ensemble_run_into_its_networks(data_dir, films):
+    """Each member's held-out probabilities, saved as runs of their own; their
+    averaged log-odds are the run's, and a fold of another size is refused."""
+    from conftest import small_cnn
+    from scipy.special import expit, logit
+    from sklearn.pipeline import Pipeline
+
+    from cxrlearn import ImageLoader
+    from cxrlearn.io import save_model
+    from cxrlearn.networks import member_networks
+
+    paths, labels, groups, y = films
+    rng = np.random.default_rng(0)
+    for path in paths:  # films that differ, so that the members' outputs do
+        Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(path)
+    work = posthoc.WORK
+    (work / "ens").mkdir(parents=True)
+    tests = [np.arange(0, len(paths), 2), np.arange(1, len(paths), 2)]
+    proba = np.full(len(paths), np.nan)
+    for k, test in enumerate(tests):
+        train = np.setdiff1d(np.arange(len(paths)), test)
+        pipe = Pipeline([("loader", ImageLoader(image_size=8, color_mode="grayscale")),
+                         ("cnn", small_cnn(conv_filters=(4,), n_networks=2, epochs=2,
+                                           random_state=k, precision="float32"))])
+        pipe.fit(paths[train], labels[train])
+        save_model(pipe, work / "ens" / f"fold{k}.skops")
+        proba[test] = pipe.predict_proba(paths[test])[:, 1]
+        np.savez(work / "ens" / f"fold{k}.npz", test=test, proba=proba[test])
+        if k == 0:
+            X = pipe[:-1].transform(paths[test])
+            first = [m.predict(X, verbose=0)[:, 0] for m in member_networks(pipe[-1].model_)]
+    _save_run(work, "ens", labels, groups, proba)
+
+    out = posthoc.members("ens", data_dir)
+    assert sorted(out["members"]) == ["ens.member0", "ens.member1"]
+    runs = [posthoc._load_run(f"ens.member{i}") for i in range(2)]
+    for i, run in enumerate(runs):  # each member's own log-odds, on fold 0's films
+        np.testing.assert_allclose(logit(run["proba"][tests[0]]), first[i], rtol=1e-4,
+                                   atol=1e-4)
+        assert np.array_equal(run["labels"], labels)
+    mean = expit((logit(runs[0]["proba"]) + logit(runs[1]["proba"])) / 2)
+    np.testing.assert_allclose(mean, proba, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(runs[0]["proba"], runs[1]["proba"])
+    # a saved fold's folder is a run the other commands read
+    assert posthoc.ensemble(["ens.member0", "ens.member1"], combine="logits")["errors"] >= 0
+
+    # a fold with one network only: refused
+    pipe.set_params(cnn__n_networks=1).fit(paths[train], labels[train])
+    save_model(pipe, work / "ens" / "fold1.skops")
+    with pytest.raises(SystemExit, match="fold 1 has 1 networks"):
+        posthoc.members("ens", data_dir)
