@@ -314,6 +314,36 @@ def test_a_seed_ensemble_is_served_and_explained(data, tmp_path):
         np.testing.assert_allclose(shown, overlay(x, heatmap), atol=2)
 
 
+def test_a_model_with_a_companion_is_served_and_explained(data, tmp_path):
+    """One 32 px network and two that shrink the images to 16 px, in one model."""
+    from cxrlearn.explain import grad_cam, overlay
+
+    companion = small_cnn(epochs=3, n_networks=2, conv_filters=(4,), resize=16)
+    paired = Pipeline([
+        ("loader", ImageLoader(image_size=SIZE, color_mode="grayscale", intensity="equalize")),
+        ("cnn", small_cnn(epochs=2, companion=companion)),
+    ]).fit(*data)
+    save_model(paired, tmp_path / "paired.skops")
+    paths = list(data[0][:3])
+    with TestClient(create_app(tmp_path / "paired.skops")) as c:
+        response = c.post("/predict?gradcam=true",
+                          files=_files(*[(Path(p).name, _read(p)) for p in paths]))
+        training = c.get("/model").json()["model"]["training"]
+    assert training["networks"] == 1 and training["epochs_trained"] == 2
+    assert training["companion"]["networks"] == 2
+    assert training["companion"]["epochs_trained"] == 3
+    assert training["companion"]["weight"] == 0.5
+    assert training["companion"]["parameters"]["resize"] == 16
+    assert response.status_code == 200
+    proba = paired.predict_proba(paths)
+    X = paired.named_steps["loader"].transform(paths)
+    for result, path, row, x in zip(response.json()["results"], paths, proba, X):
+        np.testing.assert_allclose(list(result["probabilities"].values()), row, atol=1e-6)
+        shown = np.asarray(Image.open(io.BytesIO(base64.b64decode(result["gradcam_png"]))))
+        heatmap = grad_cam(paired, [path], target=result["label"])[0]
+        np.testing.assert_allclose(shown, overlay(x, heatmap), atol=2)
+
+
 # ------------------------------------------------------------- bad input
 def test_bad_files_get_their_own_error_and_do_not_fail_the_others(client, pipe, data):
     good = data[0][1]

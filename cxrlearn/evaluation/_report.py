@@ -110,6 +110,18 @@ def _versions():
     return versions
 
 
+def _epochs(network):
+    """How many networks a fitted network trained, for how many epochs each."""
+    history = dict(getattr(network, "history_", None) or {})
+    # a seed ensemble records the epochs of each network in turn (history_["network"])
+    networks = len(set(history.pop("network", []))) or 1
+    return {
+        "networks": networks,
+        "epochs_trained": len(history.get("loss", [])) // networks or None,
+        "last_epoch": {k: _num(v[-1]) for k, v in history.items() if v} or None,
+    }
+
+
 def _describe_model(model, point, threshold_info):
     wrappers, loader, network = _walk(model)
     chain = [type(w).__name__ for w in wrappers]
@@ -119,18 +131,17 @@ def _describe_model(model, point, threshold_info):
         ) + ")")
     else:
         chain.append(type(network).__name__)
-    history = dict(getattr(network, "history_", None) or {})
-    # a seed ensemble records the epochs of each network in turn (history_["network"])
-    networks = len(set(history.pop("network", []))) or 1
     training = {
         "classes": [_plain(c) for c in getattr(model, "classes_", [])],
         "input_shape": list(getattr(network, "input_shape_", []) or []) or None,
-        "networks": networks,
-        "epochs_trained": len(history.get("loss", [])) // networks or None,
-        "last_epoch": {k: _num(v[-1]) for k, v in history.items() if v} or None,
+        **_epochs(network),
         "training_images_per_class": getattr(network, "class_counts_", None)
         or "not recorded by the model",
     }
+    companion = getattr(network, "companion_", None)
+    if companion is not None:  # PneumoniaCNN(companion=...): its own recipe and epochs
+        training["companion"] = {"weight": _num(network.companion_weight), **_epochs(companion),
+                                 "parameters": _params(companion)}
     keras_model = getattr(network, "model_", None)
     if keras_model is not None and hasattr(keras_model, "count_params"):
         training["n_parameters"] = int(keras_model.count_params())
