@@ -57,9 +57,9 @@ def precision_status(precision):
     not choose: bfloat16 trained 2.35-2.4x as many images per CPU-second as
     float32 on the AVX512-BF16 development CPUs, and emulated bfloat16 about
     8x fewer than float32 on an AVX2-only one (docs/recipe.rst, "Mixed
-    bfloat16"), where three networks of the 28 px recipe ("A 28 px network,
-    alone and beside the 176 px ones") train in a fifth of the default's
-    time (6.5 against 30 minutes on Kermany-224). Said
+    bfloat16"), where the default took 20 minutes on Kermany-224 and three
+    networks of the 28 px recipe alone ("A 28 px network, alone and beside
+    the 176 px ones") train in a third of that (6.5 minutes). Said
     when ``"auto"`` is resolved, and as a warning when bfloat16 is asked
     for where it would be emulated; nothing for float32 asked for by name.
     """
@@ -72,9 +72,9 @@ def precision_status(precision):
     why = "no avx512_bf16 or amx_bf16 CPU flag, nor a GPU of compute capability 8.0+"
     if precision == "auto":
         return (f"precision: float32, as this machine computes no bfloat16 natively ({why}); "
-                "where it does, training takes well under half the time; without it, three "
-                "28 px networks train in a fifth of the default's time (docs/recipe.rst, "
-                "'A 28 px network')")
+                "where it does, training takes well under half the time; without it, the "
+                "28 px networks alone (--image-size 28 --companion-size 0 ..., docs/cli.rst) "
+                "train in a third of the default's time (docs/recipe.rst, 'A 28 px network')")
     return (f"warning: --precision bfloat16 is emulated on this machine ({why}) and trains "
             "several times slower than float32 (8x on an AVX2-only CPU); "
             "--precision auto uses float32 here")
