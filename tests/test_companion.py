@@ -308,3 +308,27 @@ def test_parser_default_matches_the_train_constant():
 
     assert _args([]).companion_size == TRAIN_COMPANION_SIZE == 28
     assert isinstance(_args([]), argparse.Namespace)
+
+
+def test_tune_a_companion_weight(tmp_path, capsys):
+    """A grid over the companion's share; every fit trains both recipes."""
+    from cxrlearn.cli import main
+    from cxrlearn.datasets import write_synthetic_xray_directory
+    from cxrlearn.io import load_model
+
+    write_synthetic_xray_directory(tmp_path / "data", 24, 48, random_state=1)
+    out = tmp_path / "best.skops"
+    assert main(["tune", str(tmp_path / "data"), "--out", str(out), "--image-size", "32",
+                 "--conv-filters", "4,8", "--epochs", "1", "--batch-size", "16", "--cv", "2",
+                 "--companion-size", "16", "--companion-networks", "1", "--no-progress",
+                 "--param", "cnn__companion_weight=0.3,0.7"]) == 0
+    captured = capsys.readouterr()
+    assert "'cnn__companion_weight': 0.3" in captured.out
+    assert "'cnn__companion_weight': 0.7" in captured.out
+    best = load_model(out).named_steps["cnn"]
+    assert best.companion_weight in (0.3, 0.7) and best.companion_.resize == 16
+    assert best.callbacks is None and best.companion_.callbacks is None
+    # the companion's ensemble size is not a grid parameter, as the estimator's is not
+    assert main(["tune", str(tmp_path / "data"), "--out", str(out), "--companion-size", "16",
+                 "--param", "cnn__companion__n_networks=1,2"]) == 1
+    assert "not a grid parameter" in capsys.readouterr().err
