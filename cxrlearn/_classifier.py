@@ -548,8 +548,6 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         # drawn after the first network's, which are those of a single network
         more_seeds = rng.randint(0, 2**31 - 1, size=(self.n_networks - 1, 2))
 
-        from . import _training
-
         # TensorFlow's pools at this worker's CPU share, before it starts: they are
         # fixed then (a no-op outside joblib / Dask workers)
         limit_tf_threads_to_worker_share()
@@ -585,10 +583,7 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
                                             self.companion_weight)
             elif hasattr(self, "companion_"):
                 del self.companion_
-            # A view of the network that outputs logits, shared weights.
-            self._logits_model = _training.logits_model(self.model_)
-            # its graph function, traced on first use and reused by every prediction
-            self._inference = _training.inference_function(self._logits_model)
+            self._adopt(self.model_)
         self.training_fingerprints_ = _seen(
             fingerprints, getattr(self, "training_fingerprints_", None), continuing)
         self.training_hashes_ = _seen(
@@ -640,7 +635,7 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
             activation=self.activation,
             batch_norm=self.batch_norm,
             augmentation=self.augmentation,
-            resize=None if self.resize is None else _as_size(self.resize),
+            resize=self.resize,
             dtype=DTYPE_POLICIES[self.precision_],
             seed=seed,
         )
@@ -898,20 +893,20 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
             state.setdefault("training_hashes_", None)
         super().__setstate__(state)
         if data is not None:
-            from ._training import inference_function, load_model_bytes, logits_model
+            from ._training import load_model_bytes
 
-            self.model_ = load_model_bytes(data)
-            self._logits_model = logits_model(self.model_)
-            self._inference = inference_function(self._logits_model)
+            self._adopt(load_model_bytes(data))
             companion = getattr(self, "companion_", None)
             if companion is not None and not hasattr(companion, "model_"):
                 companion._adopt(_companion_view(self.model_))
 
     def _adopt(self, model):
-        """Take ``model`` as the fitted network (a companion rebuilt on loading)."""
+        """Take ``model`` as the fitted network (after a fit, on loading)."""
         from ._training import inference_function, logits_model
 
         self.model_ = model
+        # a view of the network that outputs logits, shared weights, and its
+        # graph function, traced on first use and reused by every prediction
         self._logits_model = logits_model(model)
         self._inference = inference_function(self._logits_model)
 
@@ -939,11 +934,6 @@ def _companion_view(model):
         "sigmoid" if n_out == 1 else "softmax", name="probabilities", dtype="float32"
     )(logits)
     return keras.Model(inner.inputs, outputs, name="companion")
-
-
-def _as_size(size):
-    """An int or a pair as a ``(height, width)`` tuple of ints."""
-    return (int(size), int(size)) if isinstance(size, numbers.Integral) else tuple(size)
 
 
 def _seen(new, previous, continuing):

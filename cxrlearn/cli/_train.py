@@ -94,7 +94,8 @@ def fit_pipeline(pipe, paths, labels, display, *, source=None):
     with suggest_check(source):
         loader.fit(paths, labels)
         images = decode_images(loader, paths, display)
-    names = network_names(cnn, _image_side(loader))
+    height, width = loader._output_size()
+    names = network_names(cnn, height if height == width else None)
     set_callbacks(cnn, [fit_progress(display, networks=names)])  # (imports TF)
     line = precision_status(cnn.precision)
     if line:
@@ -104,14 +105,6 @@ def fit_pipeline(pipe, paths, labels, display, *, source=None):
     finally:
         set_callbacks(cnn, None)
     return pipe
-
-
-def _image_side(loader):
-    """The loader's square image side, or None."""
-    size = loader.image_size
-    if isinstance(size, int):
-        return size
-    return size[0] if size is not None and len(set(size)) == 1 else None
 
 
 def validation_report(pipe, paths, labels, display, *, source=None):
