@@ -123,6 +123,28 @@ def card_figures(labels, proba, pred, groups, pos="PNEUMONIA"):
     return figures
 
 
+def recipe_text(cnn):
+    """The model card's one-line description of a fitted default ``PneumoniaCNN``."""
+    def networks(est, size):
+        n = est.n_networks
+        return (f"{n} network{'s' if n > 1 else ''} at {size} px (convolutions "
+                f"{'-'.join(map(str, est.conv_filters))}, dense "
+                f"{'-'.join(map(str, est.dense_units))}"
+                f"{', batch normalisation' if est.batch_norm else ''}, dropout {est.dropout}, "
+                f"{'class-balanced batches' if est.balanced_batches else 'class weights, batches'} of "
+                f"{est.batch_size}, {est.epochs} epochs, cosine learning rate, "
+                f"label_smoothing={est.label_smoothing})")
+
+    text = ("cxrlearn train defaults: ImageLoader(176 px, grayscale, intensity='equalize'), "
+            f"PneumoniaCNN: {networks(cnn, 176)}")
+    small = getattr(cnn, "companion_", None)
+    if small is not None:
+        text += (f", and a companion of {networks(small, small.resize)} that shrink the same "
+                 f"images inside the model; log-odds averaged (companion_weight="
+                 f"{cnn.companion_weight})")
+    return text + f"; precision='auto', here {cnn.precision_!r}; random_state=0"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(DEFAULT_DATA))
@@ -175,13 +197,7 @@ def main(argv=None):
             "images_per_class": dict(zip(classes.tolist(), counts.tolist())),
             "n_patients": int(len(np.unique(groups))),
         },
-        "recipe": "cxrlearn train defaults: ImageLoader(176 px, grayscale, "
-                  f"intensity='equalize'), PneumoniaCNN(n_networks={pipe[-1].n_networks}) "
-                  "(a seed ensemble of the study network, one 256-unit dense layer, "
-                  "dropout 0.5, ReLU, balanced batches, 10 epochs, cosine learning rate, "
-                  f"label_smoothing={pipe[-1].label_smoothing}, "
-                  f"precision='auto', here {pipe[-1].precision_!r}; logits averaged), "
-                  "random_state=0",
+        "recipe": recipe_text(pipe[-1]),
         "cross_validation": {
             "scheme": f"StratifiedGroupKFold({args.folds}, shuffle=True, random_state=0) "
                       "by patient on train + val; each fold's model trained with the same "

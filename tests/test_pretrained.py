@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from conftest import load_benchmark
+
 from cxrlearn import pretrained
 from cxrlearn.cli import main
 from cxrlearn.io import ModelFileError
@@ -27,7 +29,7 @@ def test_pinned_hash_matches_the_packaged_file():
 def test_network_only_file_is_small():
     size = _model.MODEL_PATH.stat().st_size
     assert size == pretrained.model_card()["size_bytes"]
-    assert 0.5e6 < size < 3e6
+    assert 1e6 < size < 6e6
 
 
 def test_a_flipped_byte_is_refused(tmp_path, monkeypatch):
@@ -46,14 +48,21 @@ def test_loaded_model_is_a_fitted_path_pipeline(model):
     assert list(model.named_steps) == ["loader", "cnn"]
     assert model.named_steps["loader"].memory is None
     assert getattr(model.named_steps["cnn"].model_, "optimizer", None) is None
-    # the default recipe of cxrlearn train when it was trained: a seed ensemble of
-    # two 176 px networks, no companion (the card says so; docs/pretrained.rst)
+    # the default recipe of cxrlearn train: one 176 px network and a companion of
+    # three 28 px networks that shrink the same images (docs/pretrained.rst)
     from cxrlearn.networks import companion_network, member_networks
 
     cnn = model.named_steps["cnn"]
-    assert cnn.n_networks == len(member_networks(cnn.model_)) == 2
-    assert cnn.companion is None and companion_network(cnn.model_) is None
-    assert "n_networks=2" in pretrained.model_card()["recipe"]
+    assert model.named_steps["loader"].image_size == (176, 176)
+    assert cnn.n_networks == len(member_networks(cnn.model_)) == 1
+    small = companion_network(cnn.model_)
+    assert small is not None and len(member_networks(small)) == 3
+    assert cnn.companion_.resize == 28 and cnn.companion_.model_ is not None
+    assert cnn.companion_weight == 0.5
+    # the card says what the file holds (written by benchmarks/train_pretrained.py)
+    card_recipe = pretrained.model_card()["recipe"]
+    assert card_recipe == load_benchmark("train_pretrained").recipe_text(cnn)
+    assert "a companion of 3 networks at 28 px" in card_recipe
     # digests of its 4,307 training images: 23 groups of pixel-identical files
     # (48 files, each group one patient's) count once
     fingerprints = cnn.training_fingerprints_
@@ -61,10 +70,11 @@ def test_loaded_model_is_a_fitted_path_pipeline(model):
     assert np.all(np.diff(fingerprints.astype(np.float64)) >= 0)  # sorted
     # ... and a perceptual hash of each, to find the same films at other sizes
     assert cnn.training_hashes_.shape == (len(fingerprints), 32)
-    # written before weight_decay existed: it loads with the default, and clones
+    # it clones, companion and all: the recipe to train again on other films
     from sklearn.base import clone
 
-    assert clone(model).named_steps["cnn"].get_params()["weight_decay"] is None
+    params = clone(model).named_steps["cnn"].get_params()
+    assert params["companion__n_networks"] == 3 and params["weight_decay"] is None
 
 
 def test_model_card_says_what_a_user_must_know():
