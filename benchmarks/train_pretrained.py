@@ -123,26 +123,40 @@ def card_figures(labels, proba, pred, groups, pos="PNEUMONIA"):
     return figures
 
 
-def recipe_text(cnn):
-    """The model card's one-line description of a fitted default ``PneumoniaCNN``."""
+def _px(size):
+    """``176`` or ``(176, 176)`` as ``"176 px"``; ``(h, w)`` as ``"HxW px"``."""
+    height, width = (size, size) if isinstance(size, int) else tuple(size)
+    return f"{height} px" if height == width else f"{height}x{width} px"
+
+
+def recipe_text(pipe):
+    """The model card's one-line description of a fitted default ``[loader, cnn]``.
+
+    Read from the fitted pipeline's own settings, so the card cannot say
+    other than what the file holds.
+    """
+    loader, cnn = pipe[0], pipe[-1]
+
     def networks(est, size):
         n = est.n_networks
-        return (f"{n} network{'s' if n > 1 else ''} at {size} px (convolutions "
+        batches = "class-balanced batches" if est.balanced_batches else "class weights, batches"
+        return (f"{n} network{'s' if n > 1 else ''} at {_px(size)} (convolutions "
                 f"{'-'.join(map(str, est.conv_filters))}, dense "
                 f"{'-'.join(map(str, est.dense_units))}"
                 f"{', batch normalisation' if est.batch_norm else ''}, dropout {est.dropout}, "
-                f"{'class-balanced batches' if est.balanced_batches else 'class weights, batches'} of "
-                f"{est.batch_size}, {est.epochs} epochs, cosine learning rate, "
+                f"{batches} of {est.batch_size}, {est.epochs} epochs, cosine learning rate, "
                 f"label_smoothing={est.label_smoothing})")
 
-    text = ("cxrlearn train defaults: ImageLoader(176 px, grayscale, intensity='equalize'), "
-            f"PneumoniaCNN: {networks(cnn, 176)}")
+    text = (f"cxrlearn train defaults: ImageLoader({_px(loader.image_size)}, "
+            f"{loader.color_mode}, intensity={loader.intensity!r}), "
+            f"PneumoniaCNN: {networks(cnn, loader.image_size)}")
     small = getattr(cnn, "companion_", None)
     if small is not None:
         text += (f", and a companion of {networks(small, small.resize)} that shrink the same "
                  f"images inside the model; log-odds averaged (companion_weight="
                  f"{cnn.companion_weight})")
-    return text + f"; precision='auto', here {cnn.precision_!r}; random_state=0"
+    return (text + f"; precision={cnn.precision!r}, here {cnn.precision_!r}; "
+            f"random_state={cnn.random_state}")
 
 
 def main(argv=None):
@@ -197,7 +211,7 @@ def main(argv=None):
             "images_per_class": dict(zip(classes.tolist(), counts.tolist())),
             "n_patients": int(len(np.unique(groups))),
         },
-        "recipe": recipe_text(pipe[-1]),
+        "recipe": recipe_text(pipe),
         "cross_validation": {
             "scheme": f"StratifiedGroupKFold({args.folds}, shuffle=True, random_state=0) "
                       "by patient on train + val; each fold's model trained with the same "

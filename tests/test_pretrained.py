@@ -61,7 +61,7 @@ def test_loaded_model_is_a_fitted_path_pipeline(model):
     assert cnn.companion_weight == 0.5
     # the card says what the file holds (written by benchmarks/train_pretrained.py)
     card_recipe = pretrained.model_card()["recipe"]
-    assert card_recipe == load_benchmark("train_pretrained").recipe_text(cnn)
+    assert card_recipe == load_benchmark("train_pretrained").recipe_text(model)
     assert "a companion of 3 networks at 28 px" in card_recipe
     # digests of its 4,307 training images: 23 groups of pixel-identical files
     # (48 files, each group one patient's) count once

@@ -37,8 +37,9 @@ def load():
 
     One of the study's networks at 176 px and three small networks that
     shrink the same images to 28 px, their log-odds averaged: cxrlearn's
-    default recipe (``cxrlearn train``), trained on all of Kermany-224 (train and val: 1,074 normal and 3,233
-    pneumonia paediatric AP chest X-rays). The file ships inside the package;
+    default recipe (``cxrlearn train``), trained on all of Kermany-224
+    (train and val: 1,074 normal and 3,233 pneumonia paediatric AP chest
+    X-rays). The file ships inside the package;
     its SHA-256 is checked against :data:`MODEL_SHA256` before it is opened,
     and it is opened with :func:`cxrlearn.io.load_model` (no code runs from
     it). Read :func:`model_card` before using it: it is a research model for
