@@ -547,13 +547,17 @@ def model_to_bytes(model):
 
 
 def _check_keras_modules(data):
-    """Refuse a ``.keras`` archive whose config names a non-Keras module.
+    """Refuse a ``.keras`` archive whose config names a module outside Keras.
 
     Keras rebuilds each object of ``config.json`` from the module it names;
-    cxrlearn's networks only ever use Keras's own, so anything else (a
-    custom layer from a crafted file) is refused before Keras imports it.
-    ``safe_mode=True`` separately refuses Lambda-layer bytecode.
+    cxrlearn's networks use Keras's own, and cxrlearn's layers of
+    :data:`cxrlearn._layers.LAYER_CLASSES` by module and class name, so
+    anything else (a custom layer from a crafted file) is refused before
+    Keras imports it. ``safe_mode=True`` separately refuses Lambda-layer
+    bytecode.
     """
+    from ._layers import LAYER_CLASSES
+
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         config = json.loads(archive.read("config.json"))
     stack, foreign = [config], set()
@@ -561,7 +565,8 @@ def _check_keras_modules(data):
         item = stack.pop()
         if isinstance(item, dict):
             module = item.get("module")
-            if isinstance(module, str) and module != "keras" and not module.startswith("keras."):
+            if (isinstance(module, str) and module != "keras" and not module.startswith("keras.")
+                    and (module, item.get("class_name")) not in LAYER_CLASSES):
                 foreign.add(f"{module}.{item.get('class_name')}")
             stack.extend(item.values())
         elif isinstance(item, list):
@@ -577,7 +582,8 @@ def load_model_bytes(data):
     """Inverse of :func:`model_to_bytes`, loading no code from the bytes.
 
     The network is checked by :func:`_check_keras_modules` and loaded with
-    Keras's ``safe_mode=True``.
+    Keras's ``safe_mode=True``; cxrlearn's own layers come from cxrlearn's
+    code (their module is imported here, which registers them with Keras).
     """
     limit_tf_threads_to_worker_share()  # e.g. a fitted pipeline unpickled in a fresh worker
     keras = import_keras()

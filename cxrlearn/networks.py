@@ -1,8 +1,10 @@
 """Keras network builders, independent of the scikit-learn estimator.
 
 The functions here return plain, uncompiled :class:`keras.Model` objects made
-only of built-in Keras layers, so a model saved in the native ``.keras``
-format loads anywhere without custom objects. They are used by
+of built-in Keras layers -- and, with ``equalize=True`` only, cxrlearn's
+per-image histogram equalisation layer, which Keras has no equivalent of --
+so a model saved in the native ``.keras`` format loads anywhere Keras and
+cxrlearn are installed, without code from the file. They are used by
 :class:`cxrlearn.PneumoniaCNN` and work as the ``model=`` of a scikeras
 ``KerasClassifier``.
 """
@@ -13,6 +15,7 @@ from .utils import import_keras
 
 __all__ = [
     "AUGMENTATION_PRESETS",
+    "HistogramEqualization",
     "add_companion",
     "average_networks",
     "build_pneumonia_cnn",
@@ -53,6 +56,15 @@ AUGMENTATION_PRESETS = {
 }
 
 _AUGMENTATION_KEYS = frozenset(AUGMENTATION_PRESETS["standard"])
+
+
+def __getattr__(name):
+    # HistogramEqualization subclasses a Keras layer: imported (with Keras) on first use
+    if name == "HistogramEqualization":
+        from ._layers import HistogramEqualization
+
+        return HistogramEqualization
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def default_conv_strides(n_blocks):
@@ -293,12 +305,14 @@ def build_pneumonia_cnn(
     augmentation=None,
     center_inputs=True,
     resize=None,
+    equalize=False,
     dtype=None,
     seed=None,
 ):
     """Build the study's pneumonia CNN as an uncompiled Keras model.
 
-    Architecture: an optional antialiased shrink of the images (``resize``),
+    Architecture: an optional per-image histogram equalisation
+    (``equalize``), an optional antialiased shrink of the images (``resize``),
     optional augmentation layers (active only in training), a
     rescaling of the [0, 1] inputs to [-1, 1],
     then one block per entry of ``conv_filters`` -- a ``"same"`` convolution
@@ -357,6 +371,12 @@ def build_pneumonia_cnn(
         how a 28 px network joins 176 px ones in one model
         (:class:`cxrlearn.PneumoniaCNN` ``companion``). ``None`` keeps the
         input size.
+    equalize : bool, default=False
+        Equalise each image's histogram first, inside the network (a
+        ``HistogramEqualization`` layer named ``"equalize"``: exactly what
+        ``ImageLoader(intensity="equalize")`` computes, on the network's
+        input). This is how one model holds a network that sees equalised
+        films beside a companion that sees the films' own grey levels.
     seed : int or None, default=None
         Seed for weight initialisation, dropout and augmentation; an int
         makes the network reproducible.
@@ -399,6 +419,11 @@ def build_pneumonia_cnn(
     >>> small = build_pneumonia_cnn((176, 176, 1), conv_filters=(32, 64, 128), resize=28)
     >>> small.input_shape, small.get_layer("resize").output.shape
     ((None, 176, 176, 1), (None, 28, 28, 1))
+
+    A network that equalises its input images itself:
+
+    >>> build_pneumonia_cnn((176, 176, 1), equalize=True).layers[1].name
+    'equalize'
     """
     keras = import_keras()
     layers = keras.layers
@@ -411,9 +436,9 @@ def build_pneumonia_cnn(
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
     strides = _check_strides(conv_filters, conv_strides)
     augmentation = _resolve_augmentation(augmentation)
-    if len(input_shape) == 1 and (conv_filters or augmentation):
+    if len(input_shape) == 1 and (conv_filters or augmentation or equalize):
         raise ValueError(
-            "Flat (2-D) inputs need conv_filters=() and augmentation=None; "
+            "Flat (2-D) inputs need conv_filters=(), augmentation=None and equalize=False; "
             "pass images as an array of shape (n_samples, height, width, channels)."
         )
     if len(input_shape) not in (1, 3):
@@ -443,6 +468,11 @@ def build_pneumonia_cnn(
 
     inputs = keras.Input(shape=input_shape, name="image")
     x = inputs
+    if equalize:
+        from ._layers import HistogramEqualization
+
+        # before the shrink: the loader equalises the images it outputs, too
+        x = HistogramEqualization(name="equalize", dtype="float32")(x)
     if resize:
         # in float32 whatever ``dtype`` says: the averaging keeps the inputs' precision
         x = layers.Resizing(*resize, interpolation="bilinear", antialias=True,
