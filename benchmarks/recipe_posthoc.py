@@ -36,12 +36,14 @@ folds, so every comparison is paired image by image):
     name (read from ``--data`` in the order ``recipe_cv`` loaded them).
 
 ``members``
-    Splits a finished run of a seed ensemble (``n_networks > 1``) into its
-    networks: loads each fold's saved pipeline, predicts the held-out images
-    with each member network alone and saves the results as runs of their
-    own, ``NAME.member0``, ``NAME.member1``, ... (the first member is what
-    ``n_networks=1`` trains with the same seed), checking first that the
-    members' averaged log-odds give the run's own probabilities. So a
+    Splits a finished run of a seed ensemble (``n_networks > 1``), or of a
+    model with a ``companion``, into its networks: loads each fold's saved
+    pipeline, predicts the held-out images with each member network alone
+    (and with the companion's networks together) and saves the results as
+    runs of their own, ``NAME.member0``, ``NAME.member1``, ... (the first
+    member is what ``n_networks=1`` trains with the same seed) and
+    ``NAME.companion``, checking first that the parts' log-odds, averaged
+    and weighted as in the model, give the run's own probabilities. So a
     smaller ensemble, or one network beside another recipe, is scored
     without training again.
 
@@ -201,36 +203,50 @@ def tta(name, data, shift, zoom):
 
 
 def members(name, data):
-    from cxrlearn.networks import member_networks
+    from cxrlearn.networks import companion_network, member_networks
 
     run = _load_run(name)
     labels, groups = run["labels"], run["groups"]
     paths, labels_again, _ = load_all(data)
     assert np.array_equal(labels_again.astype(str), labels)
     tests = _fold_tests(name)
-    logits, n_members = None, None
+    logits, n_members, companion, weight = None, None, None, None
     for k, test in enumerate(tests):
         pipe = load_model(WORK / name / f"fold{k}.skops")
         pipe.set_params(loader__memory=str(WORK / "decode-cache"))
         X = pipe[:-1].transform(paths[test])
         cnn = pipe[-1]
         nets = member_networks(cnn.model_)
+        small = companion_network(cnn.model_)
         if n_members is None:
             n_members = len(nets)
             logits = np.full((n_members, len(labels)), np.nan)
-        if len(nets) != n_members or n_members < 2:
-            raise SystemExit(f"run {name!r}: fold {k} has {len(nets)} networks; "
-                             "members needs the same ensemble of two or more in every fold")
+            if small is not None:
+                companion, weight = np.full(len(labels), np.nan), cnn.companion_weight
+        if len(nets) != n_members or (small is None) != (companion is None):
+            raise SystemExit(f"run {name!r}: fold {k} has {len(nets)} networks and "
+                             f"{'a' if small is not None else 'no'} companion, unlike fold 0")
+        if n_members < 2 and small is None:
+            raise SystemExit(f"run {name!r} has one network and no companion: nothing to split")
         for i, net in enumerate(nets):
             logits[i, test] = _member_logits(net, X, cnn.batch_size)
-        print(f"[{name}] fold {k}: {len(test)} images x {n_members} networks", flush=True)
-    mean = 1 / (1 + np.exp(-logits.mean(axis=0)))
+        if small is not None:
+            companion[test] = _member_logits(small, X, cnn.batch_size)
+        print(f"[{name}] fold {k}: {len(test)} images x {n_members} networks"
+              f"{' and the companion' if small is not None else ''}", flush=True)
+    combined = logits.mean(axis=0)
+    if companion is not None:
+        combined = (1 - weight) * combined + weight * companion
+    mean = 1 / (1 + np.exp(-combined))
     assert np.allclose(mean, run["proba"], atol=1e-4), "the members do not average to the run"
+    parts = {f"{name}.member{i}": logits[i] for i in range(n_members)}
+    if companion is not None:
+        parts[f"{name}.companion"] = companion
     out = {"run": name, "members": {}}
-    for i in range(n_members):
-        proba = 1 / (1 + np.exp(-logits[i]))
+    for folder_name, z in parts.items():
+        proba = 1 / (1 + np.exp(-z))
         pred = np.where(proba >= 0.5, POS, "NORMAL")
-        folder = WORK / f"{name}.member{i}"
+        folder = WORK / folder_name
         folder.mkdir(exist_ok=True)
         for k, test in enumerate(tests):
             np.savez(folder / f"fold{k}.npz", test=test, proba=proba[test], pred=pred[test])

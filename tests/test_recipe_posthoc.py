@@ -182,3 +182,43 @@ def test_members_splits_an_ensemble_run_into_its_networks(data_dir, films):
     save_model(pipe, work / "ens" / "fold1.skops")
     with pytest.raises(SystemExit, match="fold 1 has 1 networks"):
         posthoc.members("ens", data_dir)
+
+
+def test_members_splits_a_companion_run_into_its_two_recipes(data_dir, films):
+    """A model with a companion: its network and its companion saved as runs
+    of their own, whose log-odds, weighted as in the model, are the run's."""
+    from conftest import small_cnn
+    from scipy.special import expit, logit
+    from sklearn.pipeline import Pipeline
+
+    from cxrlearn import ImageLoader
+    from cxrlearn.io import save_model
+
+    paths, labels, groups, y = films
+    rng = np.random.default_rng(1)
+    for path in paths:
+        Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8)).save(path)
+    work = posthoc.WORK
+    (work / "pair").mkdir(parents=True)
+    tests = [np.arange(0, len(paths), 2), np.arange(1, len(paths), 2)]
+    proba = np.full(len(paths), np.nan)
+    for k, test in enumerate(tests):
+        train = np.setdiff1d(np.arange(len(paths)), test)
+        small = small_cnn(conv_filters=(4,), resize=8, n_networks=2, epochs=2,
+                          precision="float32")
+        pipe = Pipeline([("loader", ImageLoader(image_size=16, color_mode="grayscale")),
+                         ("cnn", small_cnn(conv_filters=(4,), epochs=2, random_state=k,
+                                           precision="float32", equalize=True,
+                                           companion=small, companion_weight=0.3))])
+        pipe.fit(paths[train], labels[train])
+        save_model(pipe, work / "pair" / f"fold{k}.skops")
+        proba[test] = pipe.predict_proba(paths[test])[:, 1]
+        np.savez(work / "pair" / f"fold{k}.npz", test=test, proba=proba[test])
+    _save_run(work, "pair", labels, groups, proba)
+
+    out = posthoc.members("pair", data_dir)
+    assert sorted(out["members"]) == ["pair.companion", "pair.member0"]
+    main, companion = (posthoc._load_run(f"pair.{part}") for part in ("member0", "companion"))
+    combined = expit(0.7 * logit(main["proba"]) + 0.3 * logit(companion["proba"]))
+    np.testing.assert_allclose(combined, proba, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(main["proba"], companion["proba"])
