@@ -16,7 +16,7 @@ from ._common import (
     status,
 )
 from ._progress import Display
-from ._train import fit_pipeline, validation_report
+from . import _train  # its functions looked up at call time (tests replace them)
 
 
 def add_parser(sub):
@@ -87,9 +87,9 @@ def run(args):
     pipe = make_pipeline(args)
     status(f"training {pipe.named_steps['cnn']!r}")
     t0 = time.perf_counter()
-    fit_pipeline(pipe, train_paths, train_labels, display, source=str(train_dir))
+    _train.fit_pipeline(pipe, train_paths, train_labels, display, source=str(train_dir))
     status(f"trained in {time.perf_counter() - t0:.1f} s")
-    report = validation_report(pipe, val_paths, val_labels, display, source=str(val_dir or
+    report = _train.validation_report(pipe, val_paths, val_labels, display, source=str(val_dir or
                                                                                 train_dir))
     print(f"validation ({len(val_paths)} images):")
     from ..metrics import format_report
