@@ -140,7 +140,8 @@ def recipe_text(pipe):
     def networks(est, size):
         n = est.n_networks
         batches = "class-balanced batches" if est.balanced_batches else "class weights, batches"
-        return (f"{n} network{'s' if n > 1 else ''} at {_px(size)} (convolutions "
+        seen = "equalised inside the model" if est.equalize else "as loaded"
+        return (f"{n} network{'s' if n > 1 else ''} at {_px(size)}, images {seen} (convolutions "
                 f"{'-'.join(map(str, est.conv_filters))}, dense "
                 f"{'-'.join(map(str, est.dense_units))}"
                 f"{', batch normalisation' if est.batch_norm else ''}, dropout {est.dropout}, "

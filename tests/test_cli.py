@@ -89,7 +89,8 @@ def test_train_saves_pipeline_and_reports_val(trained, capsys, folder):
     assert list(pipe.classes_) == ["NORMAL", "PNEUMONIA"]
     loader = pipe.named_steps["loader"]  # the recipe's loader settings
     assert (loader.image_size, loader.color_mode, loader.intensity) == (
-        (176, 176), "grayscale", "equalize")
+        (176, 176), "grayscale", "raw")
+    assert pipe.named_steps["cnn"].equalize  # equalised inside the main network
 
 
 @pytest.mark.parametrize("option, value, expected", [
@@ -952,3 +953,29 @@ def test_bad_networks_option(folder, tmp_path, capsys, argv, message):
     command, *rest = argv
     assert main([command, str(folder), "--out", str(tmp_path / "m.skops"), *rest]) == 1
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, refused", [
+    ([], True), (["--intensity", "raw", "--param", "cnn__equalize=true,false"], True),
+    (["--intensity", "raw"], False),
+])
+def test_tune_refuses_loader_intensity_grids_the_network_equalises_anyway(
+        folder, tmp_path, capsys, monkeypatch, argv, refused):
+    """With equalisation inside the network, candidates that differ in the loader's
+    intensity would see the same inputs: refused before any fit."""
+    import sklearn.model_selection
+
+    def no_search(*args, **kwargs):
+        raise AssertionError("search must not start")
+
+    # the command imports GridSearchCV when it runs: it gets this one
+    monkeypatch.setattr(sklearn.model_selection, "GridSearchCV", no_search)
+    argv = ["tune", str(folder), "--out", str(tmp_path / "m.skops"),
+            "--param", "loader__intensity=raw,equalize", *argv, *FAST]
+    if refused:
+        assert main(argv) == 1
+        assert "a grid over loader__intensity would compare the same inputs" in (
+            capsys.readouterr().err)
+    else:
+        with pytest.raises(AssertionError, match="search must not start"):
+            main(argv)

@@ -259,6 +259,21 @@ def test_train_adds_the_28px_companion_by_default():
     assert (other.resize, other.n_networks, other.label_smoothing) == (40, 1, 0)
 
 
+@pytest.mark.parametrize("intensity, loader_intensity, equalize", [
+    (None, "raw", True), ("equalize", "raw", True),
+    ("raw", "raw", False), ("stretch", "stretch", False),
+])
+def test_train_equalises_inside_the_main_networks(intensity, loader_intensity, equalize):
+    """The 176 px network equalises the films itself; the companion sees them raw."""
+    from cxrlearn.cli._common import make_pipeline
+
+    pipe = make_pipeline(_args([] if intensity is None else ["--intensity", intensity]))
+    cnn = pipe.named_steps["cnn"]
+    assert pipe.named_steps["loader"].intensity == loader_intensity
+    assert cnn.equalize is equalize
+    assert cnn.companion.equalize is False  # the companion sees what the loader gives
+
+
 def test_tune_has_no_companion_unless_asked():
     from cxrlearn.cli import build_parser
     from cxrlearn.cli._common import make_pipeline

@@ -48,12 +48,15 @@ def test_loaded_model_is_a_fitted_path_pipeline(model):
     assert list(model.named_steps) == ["loader", "cnn"]
     assert model.named_steps["loader"].memory is None
     assert getattr(model.named_steps["cnn"].model_, "optimizer", None) is None
-    # the default recipe of cxrlearn train: one 176 px network and a companion of
-    # three 28 px networks that shrink the same images (docs/pretrained.rst)
+    # the default recipe of cxrlearn train: one 176 px network that equalises the
+    # films itself and a companion of three 28 px networks that shrink the same
+    # films, with their own grey levels (docs/pretrained.rst)
     from cxrlearn.networks import companion_network, member_networks
 
     cnn = model.named_steps["cnn"]
-    assert model.named_steps["loader"].image_size == (176, 176)
+    loader = model.named_steps["loader"]
+    assert (loader.image_size, loader.intensity) == ((176, 176), "raw")
+    assert cnn.equalize is True and cnn.companion_.equalize is False
     assert cnn.n_networks == len(member_networks(cnn.model_)) == 1
     small = companion_network(cnn.model_)
     assert small is not None and len(member_networks(small)) == 3
@@ -62,7 +65,8 @@ def test_loaded_model_is_a_fitted_path_pipeline(model):
     # the card says what the file holds (written by benchmarks/train_pretrained.py)
     card_recipe = pretrained.model_card()["recipe"]
     assert card_recipe == load_benchmark("train_pretrained").recipe_text(model)
-    assert "a companion of 3 networks at 28 px" in card_recipe
+    assert "a companion of 3 networks at 28 px, images as loaded" in card_recipe
+    assert "at 176 px, images equalised inside the model" in card_recipe
     # digests of its 4,307 training images: 23 groups of pixel-identical files
     # (48 files, each group one patient's) count once
     fingerprints = cnn.training_fingerprints_

@@ -130,10 +130,13 @@ def load_folder(root, *, label_mode="folder"):
 #: The recipe of the small networks ``--companion-size`` adds (besides the
 #: size, their number and the precision and label smoothing of the main
 #: networks): the 28 px recipe of docs/recipe.rst ("A 28 px network, alone
-#: and beside the 176 px ones"), chosen by patient-grouped cross-validation.
+#: and beside the 176 px ones"), chosen by patient-grouped cross-validation;
+#: they see the loader's grey levels, not equalised ones ("Two scales in
+#: one model").
 COMPANION_RECIPE = {"conv_filters": (32, 64, 128), "dense_units": (256, 8),
                     "batch_norm": True, "dropout": 0.3, "epochs": 30, "batch_size": 64,
-                    "balanced_batches": False, "class_weight": "balanced"}
+                    "balanced_batches": False, "class_weight": "balanced",
+                    "equalize": False}
 
 
 def add_model_arguments(parser, *, epochs=None, networks=1, label_smoothing=0.0,
@@ -152,7 +155,10 @@ def add_model_arguments(parser, *, epochs=None, networks=1, label_smoothing=0.0,
     group.add_argument("--color-mode", choices=["grayscale", "rgb"], default="grayscale",
                        help="channels fed to the network (default: %(default)s)")
     group.add_argument("--intensity", choices=["raw", "stretch", "equalize"], default="equalize",
-                       help="per-image intensity normalisation (default: %(default)s)")
+                       help="per-image intensity normalisation of the main networks' input: "
+                       "equalize is done inside those networks, so that the loader passes "
+                       "the films' own grey levels, which the --companion-size networks "
+                       "see; stretch is done by the loader, for all (default: %(default)s)")
     group.add_argument("--epochs", type=int, default=epochs,
                        help=f"training epochs (default: {epochs or d['epochs']})")
     group.add_argument("--networks", type=int, default=networks, metavar="N",
@@ -294,16 +300,20 @@ def make_pipeline(args, *, n_classes=2):
         raise CLIError(f"--image-size must be positive, got {args.image_size}")
     if args.networks < 1:
         raise CLIError(f"--networks must be at least 1, got {args.networks}")
+    # equalisation inside the main networks (PneumoniaCNN(equalize=True)), the
+    # same values as the loader's: the companion then sees raw grey levels
+    # (docs/recipe.rst, "Two scales in one model")
+    equalize = args.intensity == "equalize"
     loader = ImageLoader(
         image_size=(args.image_size, args.image_size),
         color_mode=args.color_mode,
-        intensity=args.intensity,
+        intensity="raw" if equalize else args.intensity,
         n_jobs=args.n_jobs,
         memory=args.cache,
         lazy=args.stream,
     )
     # progress comes from the command's own callback (see _progress.py)
-    cnn = PneumoniaCNN(random_state=args.random_state, verbose=0,
+    cnn = PneumoniaCNN(random_state=args.random_state, verbose=0, equalize=equalize,
                        n_jobs=args.n_jobs if args.stream else None)
     overrides = {
         "epochs": args.epochs,
