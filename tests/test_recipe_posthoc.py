@@ -131,38 +131,50 @@ def test_ensemble_weights_and_combines_the_runs(films):
     json.dumps(out)
 
 
+def _cross_fitted_run(name, films, make_cnn, size):
+    """A finished two-fold run of ``[ImageLoader(size), make_cnn(k)]`` on random
+    films, as recipe_cv saves it (fold models included): ``(tests, proba, pipes)``."""
+    from sklearn.pipeline import Pipeline
+
+    from cxrlearn import ImageLoader
+    from cxrlearn.io import save_model
+
+    paths, labels, groups, _ = films
+    rng = np.random.default_rng(size)
+    for path in paths:  # films that differ, so that the networks' outputs do
+        Image.fromarray(rng.integers(0, 256, (size, size), dtype=np.uint8)).save(path)
+    work = posthoc.WORK
+    (work / name).mkdir(parents=True)
+    tests = [np.arange(0, len(paths), 2), np.arange(1, len(paths), 2)]
+    proba, pipes = np.full(len(paths), np.nan), []
+    for k, test in enumerate(tests):
+        train = np.setdiff1d(np.arange(len(paths)), test)
+        pipe = Pipeline([("loader", ImageLoader(image_size=size, color_mode="grayscale")),
+                         ("cnn", make_cnn(k))])
+        pipe.fit(paths[train], labels[train])
+        save_model(pipe, work / name / f"fold{k}.skops")
+        proba[test] = pipe.predict_proba(paths[test])[:, 1]
+        np.savez(work / name / f"fold{k}.npz", test=test, proba=proba[test])
+        pipes.append(pipe)
+    _save_run(work, name, labels, groups, proba)
+    return tests, proba, pipes
+
+
 def test_members_splits_an_ensemble_run_into_its_networks(data_dir, films):
     """Each member's held-out probabilities, saved as runs of their own; their
     averaged log-odds are the run's, and a fold of another size is refused."""
     from conftest import small_cnn
     from scipy.special import expit, logit
-    from sklearn.pipeline import Pipeline
 
-    from cxrlearn import ImageLoader
     from cxrlearn.io import save_model
     from cxrlearn.networks import member_networks
 
-    paths, labels, groups, y = films
-    rng = np.random.default_rng(0)
-    for path in paths:  # films that differ, so that the members' outputs do
-        Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(path)
-    work = posthoc.WORK
-    (work / "ens").mkdir(parents=True)
-    tests = [np.arange(0, len(paths), 2), np.arange(1, len(paths), 2)]
-    proba = np.full(len(paths), np.nan)
-    for k, test in enumerate(tests):
-        train = np.setdiff1d(np.arange(len(paths)), test)
-        pipe = Pipeline([("loader", ImageLoader(image_size=8, color_mode="grayscale")),
-                         ("cnn", small_cnn(conv_filters=(4,), n_networks=2, epochs=2,
-                                           random_state=k, precision="float32"))])
-        pipe.fit(paths[train], labels[train])
-        save_model(pipe, work / "ens" / f"fold{k}.skops")
-        proba[test] = pipe.predict_proba(paths[test])[:, 1]
-        np.savez(work / "ens" / f"fold{k}.npz", test=test, proba=proba[test])
-        if k == 0:
-            X = pipe[:-1].transform(paths[test])
-            first = [m.predict(X, verbose=0)[:, 0] for m in member_networks(pipe[-1].model_)]
-    _save_run(work, "ens", labels, groups, proba)
+    paths, labels, _, _ = films
+    tests, proba, pipes = _cross_fitted_run(
+        "ens", films, lambda k: small_cnn(conv_filters=(4,), n_networks=2, epochs=2,
+                                          random_state=k, precision="float32"), 8)
+    X = pipes[0][:-1].transform(paths[tests[0]])
+    first = [m.predict(X, verbose=0)[:, 0] for m in member_networks(pipes[0][-1].model_)]
 
     out = posthoc.members("ens", data_dir)
     assert sorted(out["members"]) == ["ens.member0", "ens.member1"]
@@ -178,8 +190,9 @@ def test_members_splits_an_ensemble_run_into_its_networks(data_dir, films):
     assert posthoc.ensemble(["ens.member0", "ens.member1"], combine="logits")["errors"] >= 0
 
     # a fold with one network only: refused
-    pipe.set_params(cnn__n_networks=1).fit(paths[train], labels[train])
-    save_model(pipe, work / "ens" / "fold1.skops")
+    train = tests[0]
+    pipes[1].set_params(cnn__n_networks=1).fit(paths[train], labels[train])
+    save_model(pipes[1], posthoc.WORK / "ens" / "fold1.skops")
     with pytest.raises(SystemExit, match="fold 1 has 1 networks"):
         posthoc.members("ens", data_dir)
 
@@ -189,33 +202,14 @@ def test_members_splits_a_companion_run_into_its_two_recipes(data_dir, films):
     of their own, whose log-odds, weighted as in the model, are the run's."""
     from conftest import small_cnn
     from scipy.special import expit, logit
-    from sklearn.pipeline import Pipeline
 
-    from cxrlearn import ImageLoader
-    from cxrlearn.io import save_model
-
-    paths, labels, groups, y = films
-    rng = np.random.default_rng(1)
-    for path in paths:
-        Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8)).save(path)
-    work = posthoc.WORK
-    (work / "pair").mkdir(parents=True)
-    tests = [np.arange(0, len(paths), 2), np.arange(1, len(paths), 2)]
-    proba = np.full(len(paths), np.nan)
-    for k, test in enumerate(tests):
-        train = np.setdiff1d(np.arange(len(paths)), test)
+    def pair(k):
         small = small_cnn(conv_filters=(4,), resize=8, n_networks=2, epochs=2,
                           precision="float32")
-        pipe = Pipeline([("loader", ImageLoader(image_size=16, color_mode="grayscale")),
-                         ("cnn", small_cnn(conv_filters=(4,), epochs=2, random_state=k,
-                                           precision="float32", equalize=True,
-                                           companion=small, companion_weight=0.3))])
-        pipe.fit(paths[train], labels[train])
-        save_model(pipe, work / "pair" / f"fold{k}.skops")
-        proba[test] = pipe.predict_proba(paths[test])[:, 1]
-        np.savez(work / "pair" / f"fold{k}.npz", test=test, proba=proba[test])
-    _save_run(work, "pair", labels, groups, proba)
+        return small_cnn(conv_filters=(4,), epochs=2, random_state=k, precision="float32",
+                         equalize=True, companion=small, companion_weight=0.3)
 
+    _, proba, _ = _cross_fitted_run("pair", films, pair, 16)
     out = posthoc.members("pair", data_dir)
     assert sorted(out["members"]) == ["pair.companion", "pair.member0"]
     main, companion = (posthoc._load_run(f"pair.{part}") for part in ("member0", "companion"))
