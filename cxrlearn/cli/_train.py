@@ -243,13 +243,14 @@ def run_tune(args):
         raise CLIError("the ensemble size is not a grid parameter: give --networks N "
                        "(--companion-networks N), and compare sizes by tuning each in its "
                        "own run")
-    if "loader__intensity" in grid and (pipe.get_params()["cnn__equalize"]
-                                        or "cnn__equalize" in grid):
-        # every candidate's network would equalise the loader's output again:
-        # candidates that differ in name only, ranked by noise
-        raise CLIError("the network equalises its input itself (--intensity equalize, the "
-                       "default): a grid over loader__intensity would compare the same "
-                       "inputs; give --intensity raw to tune loader__intensity")
+    if "loader__intensity" in grid and (valid["cnn__equalize"] or "cnn__equalize" in grid):
+        # a network that equalises the loader's output again sees the same images
+        # whatever the loader did: candidates that differ in name only, ranked by noise
+        raise CLIError("the network equalises its input itself (cnn__equalize, which "
+                       "--intensity equalize, the default, sets): a grid over "
+                       "loader__intensity would compare the same inputs; give --intensity "
+                       "raw, and leave cnn__equalize out of the grid, to tune "
+                       "loader__intensity")
     scoring = "roc_auc" if len(np.unique(labels)) == 2 else "roc_auc_ovr"
     n_candidates = int(np.prod([len(values) for values in grid.values()]))
     status(f"grid search: {n_candidates} candidates x {args.cv} folds = "
