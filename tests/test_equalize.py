@@ -160,3 +160,18 @@ def test_parameter_is_validated(xrays):
     X, y = xrays
     with pytest.raises(InvalidParameterError, match="equalize"):
         small_cnn(equalize="yes").fit(X[:20], y[:20])
+
+
+def test_models_saved_before_equalize_existed_load_without_it(pair):
+    from sklearn.base import clone
+
+    X, _, outside = pair
+    state = outside.__getstate__()
+    del state["equalize"]  # as in files written before the option
+    old = type(outside).__new__(type(outside))
+    old.__setstate__(state)
+    assert old.equalize is False and clone(old).get_params()["equalize"] is False
+    np.testing.assert_array_equal(old.decision_function(_equalised(X[:10])),
+                                  outside.decision_function(_equalised(X[:10])))
+    # its hashes were made from the images it was given: it still finds them
+    assert old.trained_on(_equalised(X[:5])).all()
