@@ -211,7 +211,12 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         Extra Keras callbacks.
     warm_start : bool, default=False
         When ``True`` and the estimator is fitted, :meth:`fit` continues
-        training the current network for ``epochs`` more epochs.
+        training the current network for ``epochs`` more epochs (in the
+        first fit's precision). It refuses to when the parameters that shape
+        the network (``conv_filters``, ``dense_units``, ``dropout``,
+        ``activation``, ``batch_norm``, ``augmentation``, ``resize``,
+        ``equalize``) changed since: the fitted network would not be the one
+        they describe.
     n_jobs : int or None, default=None
         Threads that prefetch training batches of a lazy image source
         (``ImageLoader(lazy=True)``); ignored for arrays. (Predictions on a
@@ -633,13 +638,26 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
                 f"has n_networks={self.n_networks} and its fitted model "
                 f"{n_fitted} network(s). Fit an ensemble anew (warm_start=False)."
             )
+        # the parameters that shape the network must still describe the fitted
+        # one: else training would go on in the old network while the training
+        # records (equalised or not) and repr followed the new parameters
+        from .networks import _architecture_difference
 
-    def _new_network(self, seed, n_fit):
-        """A compiled, untrained network of this estimator's configuration."""
-        from . import _training
+        difference = _architecture_difference(self.model_, self._build_network(0))
+        if difference is not None:
+            raise ValueError(
+                "warm_start continues training the fitted network, but this "
+                "estimator's parameters now describe another network "
+                f"({difference}). Set conv_filters, dense_units, dropout, activation, "
+                "batch_norm, augmentation, resize and equalize back to those of the "
+                "first fit, or fit anew (warm_start=False)."
+            )
+
+    def _build_network(self, seed):
+        """An uncompiled network of this estimator's configuration."""
         from .networks import DTYPE_POLICIES, build_pneumonia_cnn
 
-        model = build_pneumonia_cnn(
+        return build_pneumonia_cnn(
             self.input_shape_,
             len(self.classes_),
             conv_filters=tuple(self.conv_filters),
@@ -653,6 +671,12 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
             dtype=DTYPE_POLICIES[self.precision_],
             seed=seed,
         )
+
+    def _new_network(self, seed, n_fit):
+        """A compiled, untrained network of this estimator's configuration."""
+        from . import _training
+
+        model = self._build_network(seed)
         return _training.compile_model(
             model,
             n_classes=len(self.classes_),

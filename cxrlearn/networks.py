@@ -707,3 +707,56 @@ def member_networks(model):
                and hasattr(layer, "layers")]
     # (the companion of an :func:`add_companion` model is not one of them)
     return members or [model]
+
+
+#: Layer settings that do not shape what a network computes: its names, its
+#: arithmetic (``warm_start`` keeps the first fit's precision) and the seeds
+#: and initialisers of weights that exist already.
+_NOT_ARCHITECTURE = frozenset({"name", "dtype", "seed", "trainable", "kernel_initializer",
+                               "bias_initializer", "build_config", "compile_config"})
+
+
+def _layer_signature(layer):
+    import json
+
+    config = {k: v for k, v in layer.get_config().items() if k not in _NOT_ARCHITECTURE}
+    # as a saved model's config reads back (tuples as lists)
+    return type(layer).__name__, json.loads(json.dumps(config, default=repr))
+
+
+def _architecture_difference(fitted, wanted):
+    """The first layer where two networks differ in kind or settings, or None.
+
+    Compares the layers in order, by class and configuration (units, filters,
+    strides, rates, activations, resizing, equalisation...), ignoring names,
+    dtype policies and initialisers. Returns a sentence for an error message.
+
+    Examples
+    --------
+    >>> from cxrlearn.networks import _architecture_difference, build_pneumonia_cnn
+    >>> net = build_pneumonia_cnn((16, 16, 1), 2, conv_filters=(4,), dense_units=(8,), seed=0)
+    >>> again = build_pneumonia_cnn((16, 16, 1), 2, conv_filters=(4,), dense_units=(8,),
+    ...                             seed=1, dtype="mixed_bfloat16")
+    >>> _architecture_difference(net, again) is None
+    True
+    >>> print(_architecture_difference(
+    ...     net, build_pneumonia_cnn((16, 16, 1), 2, conv_filters=(6,), dense_units=(8,))))
+    layer 3 of the fitted network is Conv2D 'conv1' with filters=4; the parameters build a Conv2D 'conv1' with filters=6
+    """
+    old, new = list(fitted.layers), list(wanted.layers)
+    for i, (a, b) in enumerate(zip(old, new), start=1):
+        (kind_a, config_a), (kind_b, config_b) = _layer_signature(a), _layer_signature(b)
+        if kind_a != kind_b:
+            return (f"layer {i} of the fitted network is {kind_a} {a.name!r}; the "
+                    f"parameters build a {kind_b} {b.name!r} there")
+        changed = sorted(k for k in set(config_a) | set(config_b)
+                         if config_a.get(k) != config_b.get(k))
+        if changed:
+            key = changed[0]
+            return (f"layer {i} of the fitted network is {kind_a} {a.name!r} with "
+                    f"{key}={config_a.get(key)!r}; the parameters build a {kind_b} "
+                    f"{b.name!r} with {key}={config_b.get(key)!r}")
+    if len(old) != len(new):
+        return (f"the fitted network has {len(old)} layers; the parameters build "
+                f"{len(new)}")
+    return None

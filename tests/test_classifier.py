@@ -447,6 +447,32 @@ def test_warm_start_continues(xrays):
     assert len(cold.history_["loss"]) == 2
 
 
+
+@pytest.mark.parametrize("change, found", [
+    ({"equalize": True}, "HistogramEqualization 'equalize'"),
+    ({"resize": 16}, "Resizing 'resize'"),
+    ({"conv_filters": (8, 32)}, "filters=16; the parameters build a Conv2D 'conv2' with filters=32"),
+    ({"dropout": 0.3}, "Dropout 'dropout1'"),
+    ({"activation": "swish"}, "activation='relu'"),
+    ({"batch_norm": True}, "with activation='linear'"),  # (the activation after it)
+])
+def test_warm_start_refuses_another_network(xrays, change, found):
+    # continuing would train the old network while the training records (the
+    # hashes of equalised images, say) followed the new parameters
+    X, y = xrays
+    clf = small_cnn(epochs=1, warm_start=True).fit(X[:40], y[:40])
+    weights = [w.copy() for w in clf.model_.get_weights()]
+    hashes = clf.training_hashes_.copy()
+    clf.set_params(**change)
+    with pytest.raises(ValueError, match="parameters now describe another network") as info:
+        clf.fit(X[40:], y[40:])
+    assert found in str(info.value)
+    assert len(clf.history_["loss"]) == 1
+    assert all(np.array_equal(a, b) for a, b in zip(weights, clf.model_.get_weights()))
+    np.testing.assert_array_equal(clf.training_hashes_, hashes)
+    clf.set_params(**{k: small_cnn().get_params()[k] for k in change}).fit(X[40:], y[40:])
+    assert len(clf.history_["loss"]) == 2
+
 def test_user_callbacks_are_called(xrays):
     from cxrlearn.utils import import_keras
 
