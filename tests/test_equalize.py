@@ -121,6 +121,21 @@ def test_training_inside_equals_training_on_an_equalising_loader(pair, xrays):
     assert not inside.trained_on(np.clip(X[:5] * 1.3, 0, 1), near=False).any()
 
 
+def test_bfloat16_networks_equalise_in_float32(xrays):
+    # where bfloat16 is native, cxrlearn train's 176 px network computes in
+    # mixed bfloat16: its equalisation must still give the loader's values
+    # exactly (bfloat16 keeps 8 bits: 256 levels would not survive it)
+    X, y = xrays
+    X = X[:60] * np.float32(0.6) + np.float32(0.1)
+    inside = small_cnn(epochs=1, precision="bfloat16", equalize=True).fit(X, y[:60])
+    outside = small_cnn(epochs=1, precision="bfloat16").fit(_equalised(X), y[:60])
+    layer = inside.model_.get_layer("equalize")
+    assert layer.dtype_policy.name == "float32"
+    assert inside.model_.get_layer("conv1").dtype_policy.name == "mixed_bfloat16"
+    np.testing.assert_array_equal(np.asarray(layer(X)), _equalised(X))
+    np.testing.assert_array_equal(inside.decision_function(X), outside.decision_function(
+        _equalised(X)))
+
 def test_saved_and_loaded_without_code(pair, tmp_path):
     from cxrlearn.io import load_model, save_model
 
