@@ -322,6 +322,36 @@ def test_explain_files_writes_one_png_per_file(pipe, files, tmp_path):
         _check_png(path)
 
 
+def test_figures_show_the_film_the_network_equalised(files, tmp_path, monkeypatch):
+    # cxrlearn train's network equalises the loader's raw films itself: the
+    # figures "as the network sees it" (explain, report, serving app) show
+    # the equalised film, the heatmap drawn over it
+    from cxrlearn._decoders import _normalize_intensity
+    from cxrlearn.evaluation._report import _network_view
+    from cxrlearn.explain import _overlay
+
+    paths, labels = files
+    inside = Pipeline([
+        ("loader", ImageLoader(image_size=32, color_mode="grayscale", intensity="raw")),
+        ("cnn", small_cnn(epochs=1, equalize=True)),
+    ]).fit(paths, labels)
+    raw = inside[0].transform(paths[:3])
+    seen = np.stack([_normalize_intensity(x, "equalize") for x in raw])
+    assert not np.allclose(seen, raw, atol=0.05)
+    drawn = []
+    real_figure = _overlay._figure
+    monkeypatch.setattr(_overlay, "_figure",
+                        lambda image, heatmap, title: drawn.append((image, heatmap))
+                        or real_figure(image, heatmap, title))
+    explain_files(inside, paths[:3], tmp_path)
+    np.testing.assert_array_equal(np.stack([image for image, _ in drawn]), seen)
+    np.testing.assert_allclose(np.stack([m for _, m in drawn]), grad_cam(inside, paths[:3]),
+                               atol=1e-6)
+    np.testing.assert_array_equal(_network_view(inside, paths[:3]), seen)
+    # a network without its own equalisation is shown the loader's images
+    np.testing.assert_array_equal(_network_view(inside.set_params(cnn__equalize=False),
+                                                paths[:3]), raw)
+
 def test_explain_files_needs_a_model_that_reads_files(binary, files, tmp_path):
     with pytest.raises(ValueError, match="needs a model that reads image files"):
         explain_files(binary[0], files[0][:1], tmp_path)

@@ -315,13 +315,19 @@ def test_a_seed_ensemble_is_served_and_explained(data, tmp_path):
 
 
 def test_a_model_with_a_companion_is_served_and_explained(data, tmp_path):
-    """One 32 px network and two that shrink the images to 16 px, in one model."""
+    """One 32 px network and two that shrink the images to 16 px, in one model.
+
+    Built as ``cxrlearn train`` builds it: the loader passes the films' own
+    grey levels, the main network equalises them itself, the companion does
+    not; the picture "as the network sees it" is the equalised film.
+    """
+    from cxrlearn._decoders import _normalize_intensity
     from cxrlearn.explain import grad_cam, overlay
 
     companion = small_cnn(epochs=3, n_networks=2, conv_filters=(4,), resize=16)
     paired = Pipeline([
-        ("loader", ImageLoader(image_size=SIZE, color_mode="grayscale", intensity="equalize")),
-        ("cnn", small_cnn(epochs=2, companion=companion)),
+        ("loader", ImageLoader(image_size=SIZE, color_mode="grayscale", intensity="raw")),
+        ("cnn", small_cnn(epochs=2, companion=companion, equalize=True)),
     ]).fit(*data)
     save_model(paired, tmp_path / "paired.skops")
     paths = list(data[0][:3])
@@ -339,9 +345,13 @@ def test_a_model_with_a_companion_is_served_and_explained(data, tmp_path):
     X = paired.named_steps["loader"].transform(paths)
     for result, path, row, x in zip(response.json()["results"], paths, proba, X):
         np.testing.assert_allclose(list(result["probabilities"].values()), row, atol=1e-6)
+        seen = _normalize_intensity(x, "equalize")
+        assert not np.allclose(seen, x, atol=0.05)  # equalising changed the picture
+        view = np.asarray(Image.open(io.BytesIO(base64.b64decode(result["image_png"]))))
+        np.testing.assert_allclose(view, np.round(seen[:, :, 0] * 255), atol=1)
         shown = np.asarray(Image.open(io.BytesIO(base64.b64decode(result["gradcam_png"]))))
         heatmap = grad_cam(paired, [path], target=result["label"])[0]
-        np.testing.assert_allclose(shown, overlay(x, heatmap), atol=2)
+        np.testing.assert_allclose(shown, overlay(seen, heatmap), atol=2)
 
 
 # ------------------------------------------------------------- bad input

@@ -162,11 +162,15 @@ def _describe_model(model, point, threshold_info):
 
 
 def _network_view(model, paths):
-    """The images as the network sees them: the pipeline's loading steps."""
-    _, loader, _ = _walk(model)
+    """The images as the network sees them: the pipeline's loading steps, and
+    the network's own equalisation (``PneumoniaCNN(equalize=True)``)."""
+    from ..explain._gradcam import _as_seen
+
+    _, loader, cnn = _walk(model)
     if loader is None:
         raise TypeError("the model is not a Pipeline that loads image files")
-    return np.asarray(loader.transform(np.asarray(paths, dtype=object)), dtype=float)
+    images = loader.transform(np.asarray(paths, dtype=object))
+    return np.asarray(_as_seen(cnn, images), dtype=float)
 
 
 # ------------------------------------------------------------- the data

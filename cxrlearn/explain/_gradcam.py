@@ -171,6 +171,25 @@ def _class_indices(cnn, labels):
     return idx
 
 
+def _as_seen(cnn, images):
+    """Network-ready ``images`` as the network's convolutions see them, to show.
+
+    A network with ``equalize=True`` (the 176 px network of ``cxrlearn
+    train``) equalises each image itself, in its first layer: the figures
+    that say they show the image "as the network sees it" show that, not
+    the loader's raw grey levels. The values are exactly the layer's (the
+    loader's ``intensity="equalize"``); the images keep their shape, so a
+    Grad-CAM map stays aligned with them. Other networks see ``images``
+    unchanged.
+    """
+    if not getattr(cnn, "equalize", False):
+        return images
+    from .._decoders import _normalize_intensity
+
+    images = np.asarray(images, dtype=np.float32)
+    return np.stack([_normalize_intensity(x, "equalize") for x in images])
+
+
 def _as_images(cnn, X):
     """Network-ready images: a float32 array or a lazy source, shape-checked."""
     shape = tuple(cnn.input_shape_)

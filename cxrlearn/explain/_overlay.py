@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils._param_validation import Interval, validate_params
 
-from ._gradcam import _as_images, _cam_model, _class_indices, _heatmaps, _plan
+from ._gradcam import _as_images, _as_seen, _cam_model, _class_indices, _heatmaps, _plan
 
 __all__ = ["explain_files", "overlay"]
 
@@ -206,8 +206,9 @@ def explain_files(model, paths, out_dir):
     """Write one Grad-CAM figure (PNG) per image file.
 
     Each figure shows, side by side, the image as the network sees it
-    (after the pipeline's loading, resizing and intensity normalisation, so
-    that the heatmap is aligned with it) and the :func:`overlay` of its
+    (after the pipeline's loading, resizing and intensity normalisation,
+    the network's own equalisation included, so that the heatmap is aligned
+    with it) and the :func:`overlay` of its
     :func:`grad_cam` heatmap for the predicted label; the title gives the
     file name, the label ``model.predict`` gives (at the model's own
     operating point) and the probability ``model.predict_proba`` gives that
@@ -298,12 +299,13 @@ def explain_files(model, paths, out_dir):
         labels = estimator.predict(data)
         maps = _heatmaps(cam_model, images, _class_indices(cnn, labels),
                             binary=len(cnn.classes_) == 2, batch_size=_CHUNK)
+        seen = _as_seen(cnn, images)
         columns = {c: j for j, c in enumerate(np.asarray(estimator.classes_).tolist())}
         for i, (path, label) in enumerate(zip(chunk, labels)):
             label = label.item() if isinstance(label, np.generic) else label
             p = proba[i, columns[label]]
             title = f"{Path(path).name}\npredicted {label}, P({label}) = {p:.3f}"
-            fig = _figure(images[i], maps[i], title)
+            fig = _figure(seen[i], maps[i], title)
             target = out_dir / names[start + i]
             atomic_write(target, lambda tmp, fig=fig: fig.savefig(tmp, format="png", dpi=100))
             written.append(str(target))

@@ -465,7 +465,8 @@ def create_app(model, *, model_id=None, model_version=None,
             pictures = [None] * len(good)
             if gradcam:
                 maps = await asyncio.wrap_future(worker.submit(served.explain, X, labels))
-                pictures = await loop.run_in_executor(decode_pool, _pictures, X, maps)
+                pictures = await loop.run_in_executor(
+                    decode_pool, lambda: _pictures(served.view(X), maps))
             for j, i in enumerate(good):
                 results[i] = record(names[i], labels[j], proba[j], pictures[j],
                                     None if seen is None else bool(seen[j]))

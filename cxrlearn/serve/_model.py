@@ -341,6 +341,21 @@ class ServedModel:
         X = np.asarray(X)
         return pipe[-1].trained_on(pipe[:-1].transform(X) if len(pipe) > 1 else X)
 
+    def view(self, X):
+        """Decoded images as the network sees them, to show beside a heatmap.
+
+        The earlier steps of the network's Pipeline, then the network's own
+        equalisation where it has one (``PneumoniaCNN(equalize=True)``);
+        ``X`` itself where the model has no network to explain.
+        """
+        from ..explain._gradcam import _as_seen
+
+        pipe = self._network_pipeline
+        if pipe is None:
+            return np.asarray(X)
+        X = pipe[:-1].transform(X) if len(pipe) > 1 else X
+        return _as_seen(pipe[-1], X)
+
     def decode(self, data, name):
         """The network's input for one upload (see :func:`decode_upload`)."""
         return decode_upload(data, name, self.loader)
