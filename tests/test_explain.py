@@ -341,8 +341,8 @@ def test_figures_show_the_film_the_network_equalised(files, tmp_path, monkeypatc
     drawn = []
     real_figure = _overlay._figure
     monkeypatch.setattr(_overlay, "_figure",
-                        lambda image, heatmap, title: drawn.append((image, heatmap))
-                        or real_figure(image, heatmap, title))
+                        lambda image, heatmap, title, layer: drawn.append((image, heatmap))
+                        or real_figure(image, heatmap, title, layer))
     explain_files(inside, paths[:3], tmp_path)
     np.testing.assert_array_equal(np.stack([image for image, _ in drawn]), seen)
     np.testing.assert_allclose(np.stack([m for _, m in drawn]), grad_cam(inside, paths[:3]),
@@ -374,10 +374,34 @@ def test_cli_explain(model_file, files, tmp_path, capsys):
         _check_png(path)
 
 
-@pytest.mark.parametrize("case", ["bad_model", "out_is_file", "missing_image"])
+def test_cli_explain_layer(model_file, pipe, files, tmp_path, monkeypatch):
+    # the maps of the layer asked for, and the figure names the layer
+    from cxrlearn.explain import _overlay
+
+    drawn = []
+    real_figure = _overlay._figure
+    monkeypatch.setattr(_overlay, "_figure",
+                        lambda image, heatmap, title, layer: drawn.append((heatmap, layer))
+                        or real_figure(image, heatmap, title, layer))
+    paths = files[0][:2]
+    for layer in (None, "conv1"):
+        option = [] if layer is None else ["--layer", layer]
+        assert main(["explain", str(model_file), *paths, "--out", str(tmp_path), *option]) == 0
+    assert [name for _, name in drawn] == ["conv2", "conv2", "conv1", "conv1"]
+    for (heatmap, _), expected in zip(drawn, [*grad_cam(pipe, paths),
+                                              *grad_cam(pipe, paths, layer="conv1")]):
+        np.testing.assert_allclose(heatmap, expected, atol=1e-5)
+    assert not np.allclose(drawn[0][0], drawn[2][0], atol=0.05)
+
+
+@pytest.mark.parametrize("case", ["bad_model", "out_is_file", "missing_image", "bad_layer"])
 def test_cli_explain_errors_are_one_line(case, model_file, files, tmp_path, capsys):
     model, out, image = str(model_file), str(tmp_path / "out"), files[0][0]
-    if case == "bad_model":
+    option = []
+    if case == "bad_layer":
+        option = ["--layer", "nope"]
+        match = "no layer named 'nope' in the network; its convolution layers are"
+    elif case == "bad_model":
         model = tmp_path / "broken.skops"
         model.write_bytes(b"not a model")
         match = "broken.skops"
@@ -387,7 +411,7 @@ def test_cli_explain_errors_are_one_line(case, model_file, files, tmp_path, caps
     else:
         image = str(tmp_path / "missing.png")
         match = "missing.png"
-    assert main(["explain", str(model), image, "--out", out]) == 1
+    assert main(["explain", str(model), image, "--out", out, *option]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("cxrlearn explain: error:"), err
     assert match in err[0]

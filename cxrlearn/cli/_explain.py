@@ -24,6 +24,10 @@ def add_parser(sub):
     parser.add_argument("files", nargs="+", metavar="FILE")
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="folder for the figures (created if needed)")
+    parser.add_argument("--layer", default=None, metavar="NAME",
+                        help="the layer whose feature maps Grad-CAM weighs (default: the "
+                        "last convolution, conv5 for the study's network: 2x2 cells at "
+                        "176 px; conv4: 6x6, conv3: 22x22)")
     parser.set_defaults(run=run_explain)
 
 
@@ -49,7 +53,7 @@ def run_explain(args):
     from ..explain import explain_files
 
     try:
-        written = explain_files(model, args.files, out)
+        written = explain_files(model, args.files, out, layer=args.layer)
     except (TypeError, ImportError) as exc:  # not a CNN model; no matplotlib
         raise CLIError(str(exc)) from exc
     for path in written:

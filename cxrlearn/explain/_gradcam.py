@@ -129,6 +129,15 @@ def _cam_model(cnn, layer):
     return keras.Model(inputs, [*maps, mean])
 
 
+def _layer_name(cnn, layer):
+    """The name of the layer Grad-CAM weighs in ``cnn`` (``layer``, or the last
+    convolution), checked to exist."""
+    from ..networks import member_networks
+    from ..utils import import_keras
+
+    return _target_layer(import_keras(), member_networks(cnn.model_)[0], layer).name
+
+
 def _target_layer(keras, net, layer):
     """The layer of ``net`` whose feature maps Grad-CAM weighs."""
     convs = [lyr for lyr in net.layers if isinstance(lyr, keras.layers.Conv2D)]

@@ -13,7 +13,15 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils._param_validation import Interval, validate_params
 
-from ._gradcam import _as_images, _as_seen, _cam_model, _class_indices, _heatmaps, _plan
+from ._gradcam import (
+    _as_images,
+    _as_seen,
+    _cam_model,
+    _class_indices,
+    _heatmaps,
+    _layer_name,
+    _plan,
+)
 
 __all__ = ["explain_files", "overlay"]
 
@@ -168,7 +176,7 @@ def _output_names(paths):
     return names
 
 
-def _figure(image, heatmap, title):
+def _figure(image, heatmap, title, layer="the last convolution"):
     """The side-by-side figure: the network's input, the Grad-CAM overlay."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.cm import ScalarMappable
@@ -185,7 +193,7 @@ def _figure(image, heatmap, title):
         left.imshow(shown)
     left.set_title("input (as the network sees it)", fontsize=10)
     right.imshow(overlay(image, heatmap))
-    right.set_title("Grad-CAM", fontsize=10)
+    right.set_title(f"Grad-CAM of {layer}", fontsize=10)
     for ax in (left, right):
         ax.set_axis_off()
     fig.colorbar(ScalarMappable(Normalize(0.0, 1.0), cmap="jet"), ax=right,
@@ -199,10 +207,11 @@ def _figure(image, heatmap, title):
         "model": "no_validation",
         "paths": ["array-like"],
         "out_dir": [str, os.PathLike],
+        "layer": [str, None],
     },
     prefer_skip_nested_validation=True,
 )
-def explain_files(model, paths, out_dir):
+def explain_files(model, paths, out_dir, *, layer=None):
     """Write one Grad-CAM figure (PNG) per image file.
 
     Each figure shows, side by side, the image as the network sees it
@@ -230,6 +239,11 @@ def explain_files(model, paths, out_dir):
         ``dir/name.ext`` is ``name.gradcam.png``; when two different files
         share a name stem, each gets ``name-<hash>.gradcam.png``, the hash
         being of its absolute path.
+    layer : str or None, default=None
+        The layer whose feature maps Grad-CAM weighs (see :func:`grad_cam`);
+        None: the last convolution (``"conv5"`` for the study's network,
+        whose maps are 2x2 cells at 176 px; ``"conv4"``'s are 6x6). The
+        figure names it.
 
     Returns
     -------
@@ -285,7 +299,8 @@ def explain_files(model, paths, out_dir):
             "arrays use grad_cam and overlay."
         )
     cnn = plan.cnn
-    cam_model = _cam_model(cnn, None)
+    cam_model = _cam_model(cnn, layer)
+    layer_name = _layer_name(cnn, layer)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     names = _output_names(paths)
@@ -305,7 +320,7 @@ def explain_files(model, paths, out_dir):
             label = label.item() if isinstance(label, np.generic) else label
             p = proba[i, columns[label]]
             title = f"{Path(path).name}\npredicted {label}, P({label}) = {p:.3f}"
-            fig = _figure(seen[i], maps[i], title)
+            fig = _figure(seen[i], maps[i], title, layer_name)
             target = out_dir / names[start + i]
             atomic_write(target, lambda tmp, fig=fig: fig.savefig(tmp, format="png", dpi=100))
             written.append(str(target))
