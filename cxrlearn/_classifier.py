@@ -699,9 +699,13 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         from . import _training
 
         workers = self.n_jobs or 1
+        # arrays: one tf.data iterator repeating its epochs for the whole fit
+        # (_training.make_training_data explains why); lazy sources: None
+        steps = None if _training.is_lazy(fit_data[0]) else -(-len(fit_data[1]) // self.batch_size)
         train = _training.make_training_data(
             *fit_data, batch_size=self.batch_size, seed=seed, workers=workers,
             balanced=self.balanced_batches, mixup_alpha=self.mixup_alpha,
+            repeat=steps is not None,
         )
         validation = None
         if val_data is not None:
@@ -723,6 +727,7 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
             history = network.fit(
                 train,
                 epochs=self.epochs,
+                steps_per_epoch=steps,
                 validation_data=validation,
                 callbacks=callbacks,
                 shuffle=False,  # the training source shuffles itself, with our seed
