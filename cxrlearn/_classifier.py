@@ -705,7 +705,7 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         train = _training.make_training_data(
             *fit_data, batch_size=self.batch_size, seed=seed, workers=workers,
             balanced=self.balanced_batches, mixup_alpha=self.mixup_alpha,
-            repeat=steps is not None,
+            repeat=None if steps is None else self.epochs,
         )
         validation = None
         if val_data is not None:

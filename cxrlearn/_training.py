@@ -233,7 +233,7 @@ def _lazy_batches_class():
 
 
 def make_training_data(X, y, sample_weight, *, batch_size, seed, shuffle=True, workers=1,
-                       balanced=False, mixup_alpha=None, repeat=False):
+                       balanced=False, mixup_alpha=None, repeat=None):
     """Return a Keras-ready training source for in-memory or lazy images.
 
     In-memory arrays become a ``tf.data`` pipeline, reproducible through an
@@ -244,9 +244,9 @@ def make_training_data(X, y, sample_weight, *, batch_size, seed, shuffle=True, w
     threads). For the same ``seed``, both kinds of source train on the same
     sequence of epoch orders.
 
-    With ``repeat=True`` a ``tf.data`` pipeline runs its epochs one after
-    the other without end -- the same epochs, each with its own order and
-    its last, shorter batch -- and ``fit`` must be given ``steps_per_epoch``.
+    With ``repeat=N`` a ``tf.data`` pipeline runs its ``N`` epochs one after
+    the other -- the same epochs, each with its own order and its last,
+    shorter batch -- and ``fit`` must be given ``steps_per_epoch``.
     One iterator then serves the whole fit: Keras makes a new iterator for
     every epoch of a finite dataset, and on the 2-vCPU AVX512-BF16 machine a
     fresh iterator left a third of the epochs of the study's network
@@ -271,19 +271,21 @@ def make_training_data(X, y, sample_weight, *, batch_size, seed, shuffle=True, w
         ds = ds.shuffle(len(X), seed=int(seed), reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
     if repeat:
-        ds = ds.repeat()
+        ds = ds.repeat(repeat)
     return _with_thread_share(ds.prefetch(tf.data.AUTOTUNE))
 
 
-def _ordered_tf_data(tensors, y, *, batch_size, seed, balanced, mixup_alpha, repeat=False):
+def _ordered_tf_data(tensors, y, *, batch_size, seed, balanced, mixup_alpha, repeat=None):
     """``tf.data`` batches of in-memory ``tensors`` in epoch orders drawn here.
 
     A Python generator draws each epoch's order -- :func:`balanced_order`,
     or a plain permutation -- and yields one small index array per batch
     (with its :func:`mixup_draw` when ``mixup_alpha`` is set); the images
     are gathered, and mixed, inside the ``tf.data`` graph and prefetched,
-    so training does not wait on Python. With ``repeat`` the epochs follow
-    one another endlessly, the generator called again for each.
+    so training does not wait on Python. With ``repeat=N``, ``N`` epochs
+    follow one another, the generator called again for each, and nothing
+    is prefetched past the last (an endless repeat went on gathering the
+    next epoch's batches after training, beside whatever ran next).
     """
     import tensorflow as tf
 
@@ -321,7 +323,7 @@ def _ordered_tf_data(tensors, y, *, batch_size, seed, balanced, mixup_alpha, rep
         tf.data.experimental.assert_cardinality(n_batches)
     )
     if repeat:
-        rows = rows.repeat()
+        rows = rows.repeat(repeat)
 
     def gather(r):
         return tuple(tf.gather(t, r) for t in data)
