@@ -294,3 +294,28 @@ def test_balanced_batches_make_balanced_class_weight_neutral(xrays):
     np.testing.assert_allclose(a, b.predict_proba(X), atol=1e-6)
     c = small_cnn(epochs=1, balanced_batches=True, class_weight={"NORMAL": 3.0}).fit(X, y)
     assert np.abs(c.predict_proba(X) - a).max() > 1e-4  # a dict still weighs the loss
+
+
+@pytest.mark.parametrize("balanced", [True, False])
+def test_repeated_source_runs_the_same_epochs(balanced):
+    """``repeat=N`` serves the N epochs a fresh source gives epoch by epoch:
+    the same batches in the same order, each epoch ending on its short batch."""
+    from cxrlearn._training import make_training_data
+
+    rng = np.random.default_rng(0)
+    X = rng.random((21, 4, 4, 1)).astype(np.float32)
+    y = (np.arange(21) % 4 != 0).astype(np.float32)
+    kw = dict(batch_size=8, seed=3, balanced=balanced, mixup_alpha=0.4 if balanced else None)
+    fresh = make_training_data(X, y, None, **kw)
+    expected = _epoch_batches(fresh) + _epoch_batches(fresh)
+    repeated = _epoch_batches(make_training_data(X, y, None, repeat=2, **kw))
+    assert [len(b[0]) for b in repeated] == [8, 8, 5, 8, 8, 5]
+    assert not np.array_equal(repeated[0][0], repeated[3][0])  # a new order each epoch
+    if balanced:  # our own orders: the very same batches
+        for got, want in zip(repeated, expected, strict=True):
+            for g, w in zip(got, want, strict=True):
+                np.testing.assert_array_equal(g, w)
+    else:  # tf.data's shuffle: every epoch a permutation of all rows
+        for epoch in (repeated[:3], repeated[3:]):
+            rows = np.concatenate([b[0] for b in epoch]).reshape(21, -1)
+            assert sorted(map(tuple, rows)) == sorted(map(tuple, X.reshape(21, -1)))
