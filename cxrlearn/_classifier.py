@@ -582,8 +582,9 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
             networks = [self._new_network(int(seed), len(fit_data[1])) for seed in init_seeds]
             self.history_ = {}
         batch_seeds = [seeds[2], *more_seeds[:, 1]]
-        for i, network in enumerate(networks):
-            history = self._train(network, fit_data, val_data, int(batch_seeds[i]),
+        trainees, fit_data, val_data = self._trainees(networks, fit_data, val_data)
+        for i, trainee in enumerate(trainees):
+            history = self._train(trainee, fit_data, val_data, int(batch_seeds[i]),
                                   None if len(networks) == 1 else i)
             for key, values in history.items():
                 self.history_.setdefault(key, []).extend(float(v) for v in values)
@@ -688,6 +689,35 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
             ema_momentum=self.ema_momentum,
             weight_decay=self.weight_decay,
         )
+
+    def _trainees(self, networks, fit_data, val_data):
+        """What trains: the networks, or their parts after a fixed shrink.
+
+        Networks that open by shrinking their images without weights
+        (``resize``, e.g. a companion) train from the shrunk images,
+        computed once here instead of at every step
+        (:func:`cxrlearn._training.split_shrinking_inputs`): the same inputs
+        and steps, a 28 px companion's epochs on 176 px films in about a
+        third less time. Not for lazy sources, decoded batch by batch, nor
+        with ``mixup_alpha``, which blends the images the network takes.
+        """
+        from . import _training
+
+        if self.mixup_alpha is not None or _training.is_lazy(fit_data[0]):
+            return networks, fit_data, val_data
+        splits = [_training.split_shrinking_inputs(network) for network in networks]
+        if any(split is None for split in splits):
+            return networks, fit_data, val_data
+        opening = splits[0][0]  # the same weightless layers in every network
+
+        def shrunk(data):
+            if data is None:
+                return None
+            return (_training.shrunk_inputs(opening, data[0]), *data[1:])
+
+        trainees = [_training.compile_like(rest, network)
+                    for (_, rest), network in zip(splits, networks)]
+        return trainees, shrunk(fit_data), shrunk(val_data)
 
     def _train(self, network, fit_data, val_data, seed, index):
         """Train one network for ``epochs``; returns its Keras history.

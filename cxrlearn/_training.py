@@ -22,6 +22,7 @@ from .utils._threads import limit_tf_threads_to_worker_share, tf_threads_cap
 
 __all__ = [
     "balanced_order",
+    "compile_like",
     "compile_model",
     "fitting_quietly",
     "inference_function",
@@ -34,6 +35,8 @@ __all__ = [
     "mixup_draw",
     "model_to_bytes",
     "predict_logits",
+    "shrunk_inputs",
+    "split_shrinking_inputs",
 ]
 
 
@@ -482,6 +485,97 @@ def compile_model(model, *, n_classes, optimizer, learning_rate, lr_schedule="co
     # study's network, never freed in a worker that runs fit after fit.
     opt.build(model.trainable_variables)
     return model
+
+
+def compile_like(model, network):
+    """Compile ``model`` with ``network``'s loss and its optimizer instance.
+
+    For a part of ``network`` (:func:`split_shrinking_inputs`): sharing the
+    optimizer shares its state too -- Adam's moments of the shared weights
+    and the step count that drives the learning-rate schedule -- so
+    training the part is training the network.
+    """
+    model.compile(optimizer=network.optimizer, loss=network.loss, weighted_metrics=[])
+    return model
+
+
+#: The layers that may open a network built by
+#: :func:`cxrlearn.networks.build_pneumonia_cnn` with no weights and the same
+#: output at every step (its ``equalize`` and ``resize``; augmentation,
+#: random at every step, comes after them).
+_FIXED_INPUT_LAYERS = ("equalize", "resize")
+
+
+def split_shrinking_inputs(network):
+    """Split ``network`` after the weightless layers that shrink its images.
+
+    A network with ``resize`` (e.g. the 28 px companion that takes 176 px
+    films) shrinks every training image again at every step of every epoch,
+    though its opening layers -- the shrink, and an equalisation before it
+    -- have no weights and give the same values every time. Trained from
+    their outputs, computed once (:func:`shrunk_inputs`), the rest of the
+    network sees the same inputs and takes the same steps for less work.
+
+    Parameters
+    ----------
+    network : keras.Model
+        A network of :func:`cxrlearn.networks.build_pneumonia_cnn`.
+
+    Returns
+    -------
+    None or (opening, rest) : tuple of keras.Model
+        ``opening`` maps the network's images to the output of its last
+        fixed opening layer; ``rest`` maps that to the network's output,
+        with the network's own layers (its weights are the network's).
+        None when the network does not open with layers that shrink its
+        images (nothing to gain: an equalisation alone would only copy
+        the images).
+
+    Examples
+    --------
+    >>> from cxrlearn._training import split_shrinking_inputs
+    >>> from cxrlearn.networks import build_pneumonia_cnn
+    >>> network = build_pneumonia_cnn((176, 176, 1), conv_filters=(32, 64, 128),
+    ...                               resize=28, equalize=True)
+    >>> opening, rest = split_shrinking_inputs(network)
+    >>> [layer.name for layer in opening.layers[1:]], rest.input_shape
+    (['equalize', 'resize'], (None, 28, 28, 1))
+    >>> split_shrinking_inputs(build_pneumonia_cnn((176, 176, 1), equalize=True)) is None
+    True
+    """
+    keras = import_keras()
+    fixed = []
+    for layer in network.layers[1:]:
+        if layer.name not in _FIXED_INPUT_LAYERS:
+            break
+        fixed.append(layer)
+    if not fixed:
+        return None
+    (image,) = network.inputs
+    opened = fixed[-1].output
+    if np.prod(opened.shape[1:]) >= np.prod(image.shape[1:]):
+        return None
+    opening = keras.Model(image, opened, name=f"{network.name}_opening")
+    rest = keras.Model(opened, network.output, name=network.name)
+    return opening, rest
+
+
+def shrunk_inputs(opening, X, *, batch_size=256):
+    """``opening``'s outputs for the images ``X`` (an array), as one array.
+
+    The same graph computation as inside the network, batch by batch
+    (:func:`inference_function`; the layers compute image by image, so the
+    batching changes no value).
+    """
+    inference = inference_function(opening)
+    dtype = np.dtype(opening.inputs[0].dtype)
+    if inference is None:  # another Keras backend
+        return np.asarray(opening.predict(X, batch_size=batch_size, verbose=0))
+    parts = [np.asarray(inference(np.asarray(batch, dtype=dtype)))
+             for batch in _batches(X, batch_size)]
+    if not parts:
+        return np.empty((0, *opening.outputs[0].shape[1:]), dtype=np.float32)
+    return np.concatenate(parts)
 
 
 class _NewNetworkTraces(logging.Filter):
