@@ -1,34 +1,44 @@
-"""Training time of ``cxrlearn train``'s 28 px companion: shrinking once or every step.
+"""Fit time of ``cxrlearn train``'s networks: shrinking once, and tf.data's autotuning model.
 
-The companion's networks take the pipeline's 176 px films and shrink them to
-28 px with a weightless ``Resizing`` layer. Until this change they shrank
-every training image again at every step of every epoch; now the estimator
-computes the shrunk films once and trains the rest of each network on them
-(``cxrlearn._training.split_shrinking_inputs``), which gives the same
-networks bit for bit. This script trains the companion exactly as
-``cxrlearn train`` builds it (``make_pipeline``'s ``cnn.companion``, seed 0)
-both ways, **interleaved** in one process (alternating which goes first),
-on the same images:
+Two changes to how :class:`cxrlearn.PneumoniaCNN` trains, neither of which
+changes a weight:
 
-* ``every step``: the former way (a subclass whose ``_trainees`` trains the
-  whole networks);
-* ``once``: the estimator as it is.
+* The companion's networks take the pipeline's 176 px films and shrink them
+  to 28 px with a weightless ``Resizing`` layer. They shrank every training
+  image again at every step of every epoch; now the estimator computes the
+  shrunk films once and trains the rest of each network on them
+  (``cxrlearn._training.split_shrinking_inputs``).
+* The training pipelines ran ``tf.data``'s autotuning model, whose thread,
+  in TensorFlow 2.21, held up the deletion of the iterator at the end of a
+  fit until its next wake-up, up to a minute later; they now run without it
+  (``cxrlearn._training._AUTOTUNE_MODEL``).
 
-Reported per fit: wall-clock and CPU seconds (all threads of the process;
-the shrink of ``once`` included), images per CPU-second (images x epochs x
-networks / CPU-s), the median ratios once / every step over the repeats, and
-whether the two ways trained identical weights.
+This script fits the network(s) exactly as ``cxrlearn train`` builds them
+(``make_pipeline``, seed 0) in each variant, **interleaved** in one process
+(the order rotating from repeat to repeat), on the same images:
+
+* ``--which companion`` (the default): ``before`` (shrinking every step,
+  with the autotuning model), ``once`` (shrinking once, with the model) and
+  ``now`` (shrinking once, without it);
+* ``--which main``: the 176 px network, ``before`` (with the model) and
+  ``now`` (without it).
+
+Reported per fit: wall-clock and CPU seconds (all threads of the process,
+the shrink included), the seconds between the end of the last epoch and the
+return of ``fit``, images per CPU-second (images x epochs x networks /
+CPU-s), the median ratios to ``before`` over the repeats, and whether every
+variant trained the same weights.
 
 The images are Kermany-224 ``train`` + ``val`` (4,307 films) loaded as
-``cxrlearn train`` loads them (176 px grayscale, the films' own grey levels);
-``--synthetic N`` uses N synthetic films instead (for a machine without the
-data: the timings then say nothing about real films' decoding, which is not
-timed anyway).
+``cxrlearn train`` loads them (176 px grayscale, the films' own grey
+levels); ``--synthetic N`` uses N synthetic films instead (for a machine
+without the data).
 
 Usage::
 
     python benchmarks/companion.py [--data ../shared/data/kermany224]
-        [--repeats 3] [--epochs 30] [--networks 1] [--synthetic N]
+        [--which companion|main] [--repeats 3] [--epochs N] [--networks 1]
+        [--synthetic N]
 """
 
 import argparse
@@ -59,19 +69,32 @@ def _images(args):
     return loader.fit_transform(paths, labels), labels, f"{args.data} (train + val)"
 
 
+def _after_training(keras):
+    """A callback that notes when the last epoch ended (``ended``)."""
+
+    class AfterTraining(keras.callbacks.Callback):
+        def on_train_end(self, logs=None):
+            self.ended = time.perf_counter()
+
+    return AfterTraining()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(DEFAULT_DATA))
+    parser.add_argument("--which", choices=("companion", "main"), default="companion")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=None,
-                        help="epochs per network (default: the companion's, 30)")
-    parser.add_argument("--networks", type=int, default=1,
-                        help="networks per fit (cxrlearn train's companion has 3)")
+                        help="epochs per network (default: the recipe's)")
+    parser.add_argument("--networks", type=int, default=1, help="networks per fit")
     parser.add_argument("--synthetic", type=int, default=0, metavar="N")
     args = parser.parse_args(argv)
 
-    from cxrlearn import PneumoniaCNN
+    from cxrlearn import PneumoniaCNN, _training
     from cxrlearn.networks import resolve_precision
+    from cxrlearn.utils import import_keras
+
+    keras = import_keras()
 
     class ShrinkEveryStep(PneumoniaCNN):
         """The estimator as it was: whole networks train, shrinking each step."""
@@ -80,41 +103,57 @@ def main(argv=None):
             return networks, fit_data, val_data
 
     X, y, source = _images(args)
-    companion = default_pipeline(args.data)[-1].companion
-    params = companion.get_params()
-    params.update(random_state=0, verbose=0, n_networks=args.networks)
+    cnn = default_pipeline(args.data)[-1]
+    params = (cnn.companion if args.which == "companion" else cnn).get_params(deep=False)
+    params.update(random_state=0, verbose=0, n_networks=args.networks, companion=None)
     if args.epochs:
         params["epochs"] = args.epochs
     epochs = params["epochs"]
-    print(f"{source}: {len(y)} images of {X.shape[1]}x{X.shape[2]}; companion: "
-          f"{args.networks} network(s) of {params['resize']} px, {epochs} epochs, batch "
+    size = params["resize"] or X.shape[1]
+    print(f"{source}: {len(y)} images of {X.shape[1]}x{X.shape[2]}; {args.which}: "
+          f"{args.networks} network(s) of {size} px, {epochs} epochs, batch "
           f"{params['batch_size']}; precision {params['precision']} -> "
           f"{resolve_precision(params['precision'])}; {os.cpu_count()} CPUs", flush=True)
-    ways = {"every step": ShrinkEveryStep, "once": PneumoniaCNN}
-    results = {name: {"wall": [], "cpu": []} for name in ways}
+    # (estimator class, tf.data autotuning model)
+    if args.which == "companion":
+        ways = {"before": (ShrinkEveryStep, True), "once": (PneumoniaCNN, True),
+                "now": (PneumoniaCNN, False)}
+    else:
+        ways = {"before": (PneumoniaCNN, True), "now": (PneumoniaCNN, False)}
+    results = {name: {"wall": [], "cpu": [], "tail": []} for name in ways}
     work = len(y) * epochs * args.networks
     weights = {}
+    names = list(ways)
     for r in range(args.repeats):
-        order = list(ways) if r % 2 == 0 else list(ways)[::-1]
-        for name in order:
-            est = ways[name](**params)
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            cls, model = ways[name]
+            _training._AUTOTUNE_MODEL = model
+            after = _after_training(keras)
+            est = cls(**{**params, "callbacks": [after]})
             t0, c0 = time.perf_counter(), time.process_time()
             est.fit(X, y)
-            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-            results[name]["wall"].append(wall)
-            results[name]["cpu"].append(cpu)
+            end = time.perf_counter()
+            wall, cpu, tail = end - t0, time.process_time() - c0, end - after.ended
+            for key, value in (("wall", wall), ("cpu", cpu), ("tail", tail)):
+                results[name][key].append(value)
             weights.setdefault(name, est.model_.get_weights())
-            print(f"repeat {r + 1} {name:>10}: fit {wall:6.1f} s wall, {cpu:6.1f} CPU-s "
-                  f"({cpu / wall:.2f} cores), {work / cpu:6.1f} images/CPU-s", flush=True)
+            print(f"repeat {r + 1} {name:>6}: fit {wall:6.1f} s wall, {cpu:6.1f} CPU-s "
+                  f"({cpu / wall:.2f} cores), {tail:5.1f} s after the last epoch, "
+                  f"{work / cpu:6.1f} images/CPU-s", flush=True)
+    _training._AUTOTUNE_MODEL = False
     for name, res in results.items():
-        print(f"{name:>10}: median {statistics.median(res['wall']):6.1f} s wall, "
-              f"{statistics.median(res['cpu']):6.1f} CPU-s")
-    wall = [o / e for o, e in zip(results["once"]["wall"], results["every step"]["wall"])]
-    cpu = [o / e for o, e in zip(results["once"]["cpu"], results["every step"]["cpu"])]
-    print(f"once / every step: median {statistics.median(wall):.2f}x the wall-clock time "
-          f"(range {min(wall):.2f}-{max(wall):.2f}), {statistics.median(cpu):.2f}x the "
-          f"CPU-seconds (range {min(cpu):.2f}-{max(cpu):.2f}) over {args.repeats} repeats")
-    same = all(np.array_equal(a, b) for a, b in zip(weights["once"], weights["every step"]))
+        print(f"{name:>6}: median {statistics.median(res['wall']):6.1f} s wall, "
+              f"{statistics.median(res['cpu']):6.1f} CPU-s, "
+              f"{statistics.median(res['tail']):5.1f} s after the last epoch "
+              f"(max {max(res['tail']):.1f})")
+    for name in names[1:]:
+        wall = [o / e for o, e in zip(results[name]["wall"], results["before"]["wall"])]
+        cpu = [o / e for o, e in zip(results[name]["cpu"], results["before"]["cpu"])]
+        print(f"{name} / before: median {statistics.median(wall):.2f}x the wall-clock time "
+              f"(range {min(wall):.2f}-{max(wall):.2f}), {statistics.median(cpu):.2f}x the "
+              f"CPU-seconds (range {min(cpu):.2f}-{max(cpu):.2f}) over {args.repeats} repeats")
+    same = all(all(np.array_equal(a, b) for a, b in zip(weights[name], weights["before"]))
+               for name in names[1:])
     print(f"identical weights: {same}")
 
 

@@ -71,7 +71,11 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         :class:`keras.layers.Resizing` layer: the network is then built
         for, and computes at, that size while it takes the images as the
         pipeline loads them -- how a 28 px network joins 176 px ones in one
-        model (``companion``). ``None`` uses the images as they come.
+        model (``companion``). ``None`` uses the images as they come. On
+        arrays (without ``mixup_alpha``), :meth:`fit` shrinks the training
+        images once and trains the network from there on, rather than
+        shrinking them again at every step: the same weights, bit for bit,
+        in about a third less time for the 28 px companion.
     equalize : bool, default=False
         Equalise each image's histogram inside the network, before
         ``resize`` -- exactly what ``ImageLoader(intensity="equalize")``
@@ -208,7 +212,9 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         an interrupted fit resumes where it stopped
         (:class:`keras.callbacks.BackupAndRestore`).
     callbacks : list of keras.callbacks.Callback or None, default=None
-        Extra Keras callbacks.
+        Extra Keras callbacks. Where :meth:`fit` trains a network from its
+        shrunk images (``resize``), their ``model`` is the part of the
+        network after the shrink (the same layers and weights).
     warm_start : bool, default=False
         When ``True`` and the estimator is fitted, :meth:`fit` continues
         training the current network for ``epochs`` more epochs (in the

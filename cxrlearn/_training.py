@@ -40,19 +40,32 @@ __all__ = [
 ]
 
 
-def _with_thread_share(ds):
-    """``ds`` with its ``tf.data`` thread pool sized to the capped share, if any.
+#: Whether ``tf.data`` runs its autotuning model on the training pipelines.
+#: Off: in TensorFlow 2.21 an iterator with the model's thread waits, when it
+#: is deleted at the end of ``fit``, until that thread's next wake-up, up to
+#: a minute later (it wakes 10 ms, 20 ms, 40 ms ... after the iterator starts,
+#: then every 60 s): a 28 px companion network's 50-second fit ended 35 s
+#: later (docs/recipe.rst, "Throughput"). Without the model, TensorFlow's
+#: fixed choices for ``AUTOTUNE`` apply; the batches are the same, and
+#: ``benchmarks/companion.py`` measures the speed.
+_AUTOTUNE_MODEL = False
 
-    ``tf.data`` runs its pipelines on a pool of its own, one thread per CPU,
-    which the limits of TensorFlow's operation pools do not cover.
+
+def _with_options(ds):
+    """``ds`` with the options of every training pipeline.
+
+    No autotuning model (:data:`_AUTOTUNE_MODEL`), and its ``tf.data``
+    thread pool sized to the capped share, if any: ``tf.data`` runs its
+    pipelines on a pool of its own, one thread per CPU, which the limits
+    of TensorFlow's operation pools do not cover.
     """
-    share = tf_threads_cap()
-    if share is None:
-        return ds
     import tensorflow as tf
 
     options = tf.data.Options()
-    options.threading.private_threadpool_size = share
+    options.autotune.enabled = _AUTOTUNE_MODEL
+    share = tf_threads_cap()
+    if share is not None:
+        options.threading.private_threadpool_size = share
     return ds.with_options(options)
 
 
@@ -265,7 +278,7 @@ def make_training_data(X, y, sample_weight, *, batch_size, seed, shuffle=True, w
 
     tensors = (X, y) if sample_weight is None else (X, y, sample_weight)
     if balanced or (mixup_alpha and shuffle):
-        return _with_thread_share(_ordered_tf_data(
+        return _with_options(_ordered_tf_data(
             tensors, y, batch_size=batch_size, seed=seed, balanced=balanced,
             mixup_alpha=mixup_alpha, repeat=repeat,
         ))
@@ -275,7 +288,7 @@ def make_training_data(X, y, sample_weight, *, batch_size, seed, shuffle=True, w
     ds = ds.batch(batch_size)
     if repeat:
         ds = ds.repeat(repeat)
-    return _with_thread_share(ds.prefetch(tf.data.AUTOTUNE))
+    return _with_options(ds.prefetch(tf.data.AUTOTUNE))
 
 
 def _ordered_tf_data(tensors, y, *, batch_size, seed, balanced, mixup_alpha, repeat=None):
