@@ -124,23 +124,25 @@ def main(argv=None):
     work = len(y) * epochs * args.networks
     weights = {}
     names = list(ways)
-    for r in range(args.repeats):
-        for name in names[r % len(names):] + names[: r % len(names)]:
-            cls, model = ways[name]
-            _training._AUTOTUNE_MODEL = model
-            after = _after_training(keras)
-            est = cls(**{**params, "callbacks": [after]})
-            t0, c0 = time.perf_counter(), time.process_time()
-            est.fit(X, y)
-            end = time.perf_counter()
-            wall, cpu, tail = end - t0, time.process_time() - c0, end - after.ended
-            for key, value in (("wall", wall), ("cpu", cpu), ("tail", tail)):
-                results[name][key].append(value)
-            weights.setdefault(name, est.model_.get_weights())
-            print(f"repeat {r + 1} {name:>6}: fit {wall:6.1f} s wall, {cpu:6.1f} CPU-s "
-                  f"({cpu / wall:.2f} cores), {tail:5.1f} s after the last epoch, "
-                  f"{work / cpu:6.1f} images/CPU-s", flush=True)
-    _training._AUTOTUNE_MODEL = False
+    try:
+        for r in range(args.repeats):
+            for name in names[r % len(names):] + names[: r % len(names)]:
+                cls, model = ways[name]
+                _training._AUTOTUNE_MODEL = model
+                after = _after_training(keras)
+                est = cls(**{**params, "callbacks": [after]})
+                t0, c0 = time.perf_counter(), time.process_time()
+                est.fit(X, y)
+                end = time.perf_counter()
+                wall, cpu, tail = end - t0, time.process_time() - c0, end - after.ended
+                for key, value in (("wall", wall), ("cpu", cpu), ("tail", tail)):
+                    results[name][key].append(value)
+                weights.setdefault(name, est.model_.get_weights())
+                print(f"repeat {r + 1} {name:>6}: fit {wall:6.1f} s wall, {cpu:6.1f} CPU-s "
+                      f"({cpu / wall:.2f} cores), {tail:5.1f} s after the last epoch, "
+                      f"{work / cpu:6.1f} images/CPU-s", flush=True)
+    finally:
+        _training._AUTOTUNE_MODEL = False  # as the library has it
     for name, res in results.items():
         print(f"{name:>6}: median {statistics.median(res['wall']):6.1f} s wall, "
               f"{statistics.median(res['cpu']):6.1f} CPU-s, "

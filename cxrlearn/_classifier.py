@@ -75,7 +75,7 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         arrays (without ``mixup_alpha``), :meth:`fit` shrinks the training
         images once and trains the network from there on, rather than
         shrinking them again at every step: the same weights, bit for bit,
-        in about a third less time for the 28 px companion.
+        in a fifth less CPU time for the 28 px companion.
     equalize : bool, default=False
         Equalise each image's histogram inside the network, before
         ``resize`` -- exactly what ``ImageLoader(intensity="equalize")``
@@ -703,8 +703,8 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         (``resize``, e.g. a companion) train from the shrunk images,
         computed once here instead of at every step
         (:func:`cxrlearn._training.split_shrinking_inputs`): the same inputs
-        and steps, a 28 px companion's epochs on 176 px films in about a
-        third less time. Not for lazy sources, decoded batch by batch, nor
+        and steps, a 28 px companion's epochs on 176 px films for a fifth
+        less CPU time (``benchmarks/companion.py``). Not for lazy sources, decoded batch by batch, nor
         with ``mixup_alpha``, which blends the images the network takes.
         """
         from . import _training

@@ -5,8 +5,9 @@ A network can shrink the pipeline's images itself (``resize``, a Keras
 estimator trains its own networks, then a clone of its ``companion`` on the
 same images, and averages the two recipes' log-odds. These tests check the
 arithmetic against the two recipes fitted alone with the same seed, that
-saving (once), loading, Grad-CAM and the refusals work, and the
-``cxrlearn train --companion-size`` options.
+saving (once), loading, Grad-CAM and the refusals work, that a shrinking
+network trains from images shrunk once to the weights it reached shrinking
+them at every step, and the ``cxrlearn train --companion-size`` options.
 """
 
 import argparse
@@ -30,6 +31,9 @@ from cxrlearn.networks import (
 #: float32: the checks compare sums of logits, which bfloat16 would round
 PRECISION = "float32"
 SMALL = dict(conv_filters=(4,), dense_units=(8,), resize=16, n_networks=2)
+#: a companion-like network in the precision the companion trains in here
+SHRINKING = dict(conv_filters=(4,), dense_units=(8,), resize=16, n_networks=2,
+                 precision="auto", epochs=2)
 
 
 @pytest.fixture(scope="module")
@@ -232,6 +236,119 @@ def test_refit_without_companion_drops_it(paired, data):
     assert not hasattr(again, "companion_")
     np.testing.assert_allclose(again.decision_function(X_new), plain.decision_function(X_new),
                                rtol=1e-5, atol=1e-5)
+
+
+# ------------------------------------------------------------ shrinking once
+def _input_recorder():
+    """A callback noting the input shape of the model that ``fit`` trains."""
+    from cxrlearn.utils import import_keras
+
+    keras = import_keras()
+
+    class InputShape(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.shapes = getattr(self, "shapes", []) + [self.model.input_shape]
+
+    return InputShape()
+
+
+def _shrinking_every_step(**params):
+    """The estimator as it was: whole networks train, shrinking at every step."""
+    from cxrlearn import PneumoniaCNN
+
+    class ShrinkEveryStep(PneumoniaCNN):
+        def _trainees(self, networks, fit_data, val_data):
+            return networks, fit_data, val_data
+
+    return ShrinkEveryStep(**small_cnn(**params).get_params(deep=False))
+
+
+@pytest.mark.parametrize("extra", [
+    dict(),
+    dict(equalize=True, augmentation="light", validation_fraction=0.25),
+])
+def test_a_shrinking_network_trains_from_images_shrunk_once(data, extra):
+    """The networks of a ``resize`` estimator train from the shrunk images
+    (their trained part takes 16 px images) and end with the very weights,
+    history and scores of whole networks shrinking at every step, in the
+    precision the default's companion trains in on this machine."""
+    X, y, X_new = data
+    recorders = [_input_recorder(), _input_recorder()]
+    now = small_cnn(callbacks=[recorders[0]], **SHRINKING, **extra).fit(X, y)
+    before = _shrinking_every_step(callbacks=[recorders[1]], **SHRINKING, **extra).fit(X, y)
+    assert recorders[0].shapes == [(None, 16, 16, 1)] * 2
+    assert recorders[1].shapes == [(None, 32, 32, 1)] * 2
+    assert now.model_.input_shape == (None, 32, 32, 1)  # the model takes the images
+    for a, b in zip(now.model_.get_weights(), before.model_.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert now.history_ == before.history_
+    np.testing.assert_array_equal(now.predict_proba(X_new), before.predict_proba(X_new))
+
+
+def test_warm_start_continues_the_shrunk_networks_optimizer(data):
+    """The trained part shares the network's optimizer: a warm-started fit
+    goes on with its step count (the learning-rate schedule) and moments."""
+    X, y, _ = data
+    params = {**SHRINKING, "n_networks": 1, "warm_start": True}
+    now, before = small_cnn(**params), _shrinking_every_step(**params)
+    for est in (now, before):
+        est.fit(X, y)
+        est.fit(X, y)
+    assert int(now.model_.optimizer.iterations.numpy()) == 2 * 2 * -(-len(y) // 16)
+    for a, b in zip(now.model_.get_weights(), before.model_.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_mixup_trains_the_whole_network(data):
+    """``mixup_alpha`` blends the images the network takes, before any shrink
+    (an equalisation of a blend is not a blend of equalisations): the whole
+    network trains."""
+    X, y, _ = data
+    recorder = _input_recorder()
+    small_cnn(callbacks=[recorder], mixup_alpha=0.4, equalize=True, **SHRINKING).fit(X, y)
+    assert recorder.shapes == [(None, 32, 32, 1)] * 2
+
+
+def test_split_only_where_the_images_shrink():
+    from cxrlearn._training import shrunk_inputs, split_shrinking_inputs
+
+    assert split_shrinking_inputs(build_pneumonia_cnn((32, 32, 1), conv_filters=(4,))) is None
+    assert split_shrinking_inputs(  # an equalisation alone would only copy the images
+        build_pneumonia_cnn((32, 32, 1), conv_filters=(4,), equalize=True)) is None
+    network = build_pneumonia_cnn((32, 32, 1), conv_filters=(4,), dense_units=(8,),
+                                  resize=8, equalize=True, seed=0)
+    opening, rest = split_shrinking_inputs(network)
+    assert [layer.name for layer in opening.layers[1:]] == ["equalize", "resize"]
+    assert set(map(id, rest.weights)) == set(map(id, network.weights))
+    X = np.random.default_rng(0).random((5, 32, 32, 1)).astype("float32")
+    shrunk = shrunk_inputs(opening, X, batch_size=2)
+    assert shrunk.shape == (5, 8, 8, 1) and shrunk.dtype == np.float32
+    np.testing.assert_array_equal(rest.predict(shrunk, verbose=0),
+                                  network.predict(X, verbose=0))
+
+
+def test_training_pipelines_run_without_the_autotuning_model():
+    """tf.data's autotuning model held up the end of fit: its thread, in
+    TensorFlow 2.21, delayed the iterator's deletion by up to a minute."""
+    from cxrlearn._training import make_training_data
+
+    X = np.zeros((10, 4, 4, 1), np.float32)
+    y = np.arange(10) % 2
+    for balanced in (False, True):
+        ds = make_training_data(X, y, None, batch_size=4, seed=0, balanced=balanced)
+        assert ds.options().autotune.enabled is False
+
+
+def test_companion_benchmark_times_the_same_networks(capsys):
+    from conftest import load_benchmark
+
+    from cxrlearn import _training
+
+    load_benchmark("companion").main(["--synthetic", "40", "--epochs", "1", "--repeats", "1"])
+    out = capsys.readouterr().out
+    assert "identical weights: True" in out
+    assert "now / before: median" in out and "once / before: median" in out
+    assert _training._AUTOTUNE_MODEL is False  # restored
 
 
 # ----------------------------------------------------------------------- CLI
