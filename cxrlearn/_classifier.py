@@ -704,8 +704,9 @@ class PneumoniaCNN(ClassifierMixin, BaseEstimator):
         computed once here instead of at every step
         (:func:`cxrlearn._training.split_shrinking_inputs`): the same inputs
         and steps, a 28 px companion's epochs on 176 px films for a fifth
-        less CPU time (``benchmarks/companion.py``). Not for lazy sources, decoded batch by batch, nor
-        with ``mixup_alpha``, which blends the images the network takes.
+        less CPU time (``benchmarks/companion.py``). Not for lazy sources,
+        decoded batch by batch, nor with ``mixup_alpha``, which blends the
+        images the network takes.
         """
         from . import _training
 

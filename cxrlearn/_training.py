@@ -44,8 +44,8 @@ __all__ = [
 #: Off: in TensorFlow 2.21 an iterator with the model's thread waits, when it
 #: is deleted at the end of ``fit``, until that thread's next wake-up, up to
 #: a minute later (it wakes 10 ms, 20 ms, 40 ms ... after the iterator starts,
-#: then every 60 s): a 28 px companion network's 50-second fit ended 35 s
-#: later (docs/recipe.rst, "Throughput"). Without the model, TensorFlow's
+#: then every 60 s): fits of the default's networks returned 28-38 s after
+#: their last epoch (docs/recipe.rst, "Throughput"). Without the model, TensorFlow's
 #: fixed choices for ``AUTOTUNE`` apply; the batches are the same, and
 #: ``benchmarks/companion.py`` measures the speed.
 _AUTOTUNE_MODEL = False
