@@ -444,17 +444,26 @@ def predict_logits(logits_model, X, *, batch_size, inference=None):
     if inference is None:
         inference = inference_function(logits_model)
     n_out = int(logits_model.outputs[0].shape[-1])
+    return _outputs(logits_model, X, batch_size=batch_size, inference=inference,
+                    dtype=np.float64).reshape(-1, n_out)
+
+
+def _outputs(model, X, *, batch_size, inference, dtype=None):
+    """``model``'s outputs for the images ``X``, batch by batch, as one array.
+
+    ``inference`` is :func:`inference_function` of ``model`` (None on another
+    Keras backend: ``model.predict``); ``dtype`` converts each batch's
+    outputs (None keeps the model's).
+    """
     if inference is None:  # another Keras backend
         data = X.load() if is_lazy(X) else X
-        out = logits_model.predict(data, batch_size=batch_size, verbose=0)
-        return np.asarray(out, dtype=np.float64).reshape(-1, n_out)
-    dtype = np.dtype(logits_model.inputs[0].dtype)
-    parts = [
-        np.asarray(inference(np.asarray(batch, dtype=dtype)), dtype=np.float64)
-        for batch in _batches(X, batch_size)
-    ]
+        return np.asarray(model.predict(data, batch_size=batch_size, verbose=0), dtype=dtype)
+    in_dtype = np.dtype(model.inputs[0].dtype)
+    parts = [np.asarray(inference(np.asarray(batch, dtype=in_dtype)), dtype=dtype)
+             for batch in _batches(X, batch_size)]
     if not parts:
-        return np.empty((0, n_out), dtype=np.float64)
+        output = model.outputs[0]
+        return np.empty((0, *output.shape[1:]), dtype=dtype or np.dtype(output.dtype))
     return np.concatenate(parts)
 
 
@@ -580,15 +589,7 @@ def shrunk_inputs(opening, X, *, batch_size=256):
     (:func:`inference_function`; the layers compute image by image, so the
     batching changes no value).
     """
-    inference = inference_function(opening)
-    dtype = np.dtype(opening.inputs[0].dtype)
-    if inference is None:  # another Keras backend
-        return np.asarray(opening.predict(X, batch_size=batch_size, verbose=0))
-    parts = [np.asarray(inference(np.asarray(batch, dtype=dtype)))
-             for batch in _batches(X, batch_size)]
-    if not parts:
-        return np.empty((0, *opening.outputs[0].shape[1:]), dtype=np.float32)
-    return np.concatenate(parts)
+    return _outputs(opening, X, batch_size=batch_size, inference=inference_function(opening))
 
 
 class _NewNetworkTraces(logging.Filter):
